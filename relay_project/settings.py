@@ -1,0 +1,190 @@
+"""Relay settings, read from the environment.
+
+Every value has a safe development default so that `make run` works on a fresh machine.
+Production sets at least SECRET_KEY, DEBUG=0, ALLOWED_HOSTS and DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1/0, true/false)")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", True)
+# The development key is only accepted while DEBUG is on: a production deployment that forgot
+# SECRET_KEY must not start with a key that is public in this repository.
+_DEV_SECRET_KEY = "relay-development-key-not-for-production"
+SECRET_KEY = os.environ.get("SECRET_KEY") or (_DEV_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "queues",
+    "scheduler",
+    "dashboard",
+]
+if env_bool("RELAY_EXAMPLES", True):
+    # Example tasks shown by `make run`; production deployments set RELAY_EXAMPLES=0.
+    INSTALLED_APPS.append("relay_project.examples")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "relay_project.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "relay_project.wsgi.application"
+ASGI_APPLICATION = "relay_project.asgi.application"
+
+# --- Database -------------------------------------------------------------------------------
+# DATABASE_URL unset: a SQLite file in the project folder (one machine, everything works).
+# DATABASE_URL=postgres://user@host:5432/name: PostgreSQL through psycopg 3 (many machines).
+SQLITE_PATH = Path(os.environ.get("RELAY_SQLITE_PATH", BASE_DIR / "relay.sqlite3"))
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+
+
+def _database_from_url(url: str) -> dict:
+    if not url:
+        config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(SQLITE_PATH)}
+    else:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {
+            # Wait for the write lock instead of failing with "database is locked".
+            "timeout": 30,
+            # BEGIN IMMEDIATE: take the write lock at the start of every transaction, so a
+            # read-then-write transaction never fails half-way on a lock upgrade.
+            "transaction_mode": "IMMEDIATE",
+            # WAL lets readers (web pages) run while a worker writes.
+            "init_command": (
+                "PRAGMA journal_mode=WAL;"
+                "PRAGMA synchronous=NORMAL;"
+                "PRAGMA foreign_keys=ON;"
+                "PRAGMA busy_timeout=30000"
+            ),
+        }
+        config["TEST"] = {
+            # Worker processes started by tests must see the test database: use a file.
+            "NAME": os.environ.get("RELAY_TEST_SQLITE_PATH", str(BASE_DIR / "relay-test.sqlite3"))
+        }
+    elif config["ENGINE"] in {
+        "django.db.backends.postgresql",
+        "django.db.backends.postgresql_psycopg2",
+    }:
+        config["ENGINE"] = "django.db.backends.postgresql"
+        config.setdefault("OPTIONS", {})
+        config["OPTIONS"].setdefault("application_name", "relay")
+    else:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL names {config['ENGINE']}; Relay supports SQLite and PostgreSQL"
+        )
+    return config
+
+
+DATABASES = {"default": _database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+LOGIN_URL = "admin:login"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "relay": {
+            "()": "relay_project.logfmt.KeyValueFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "relay"},
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("RELAY_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+    },
+}
+
+# --- Relay ----------------------------------------------------------------------------------
+# Relay's own options. Every key and its default is documented in queues/conf.py and README.md;
+# set only what you change, e.g. RELAY = {"DEFAULT_MAX_ATTEMPTS": 5}.
+RELAY: dict = {}
