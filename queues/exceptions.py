@@ -46,7 +46,7 @@ class DoNotRetry(Exception):  # noqa: N818 -- an instruction, raised by handlers
     """
 
 
-class JobInterrupted(BaseException):  # noqa: N818 -- reads as an event, like KeyboardInterrupt
+class JobInterrupted(BaseException):
     """Raised inside a handler when its worker stops it.
 
     A BaseException, like KeyboardInterrupt, so `except Exception:` in handler code does not

@@ -112,16 +112,18 @@ class Job(models.Model):
             ),
             # The rescuer: running jobs by lease deadline.
             models.Index(
-                "leased_until",
+                fields=["leased_until"],
                 name="job_lease_idx",
                 condition=Q(state=JobState.RUNNING),
             ),
             # List pages, newest first, filtered by state, queue or task.
-            models.Index("state", "-id", name="job_state_idx"),
-            models.Index("queue", "-id", name="job_queue_idx"),
-            models.Index("task", "-id", name="job_task_idx"),
+            models.Index(fields=["state", "-id"], name="job_state_idx"),
+            models.Index(fields=["queue", "-id"], name="job_queue_idx"),
+            models.Index(fields=["task", "-id"], name="job_task_idx"),
             models.Index(
-                "dedup_key", "-finished_at", name="job_dedup_idx", condition=Q(dedup_key__isnull=False)
+                fields=["dedup_key", "-finished_at"],
+                name="job_dedup_idx",
+                condition=Q(dedup_key__isnull=False),
             ),
         ]
         constraints = [
@@ -176,7 +178,7 @@ class Worker(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index("state", "last_heartbeat_at", name="worker_state_idx")]
+        indexes = [models.Index(fields=["state", "last_heartbeat_at"], name="worker_state_idx")]
 
     def __str__(self) -> str:
         return self.name
@@ -208,8 +210,8 @@ class Execution(models.Model):
     class Meta:
         ordering = ["job_id", "id"]
         indexes = [
-            models.Index("started_at", name="execution_started_idx"),
-            models.Index("outcome", "-finished_at", name="execution_outcome_idx"),
+            models.Index(fields=["started_at"], name="execution_started_idx"),
+            models.Index(fields=["outcome", "-finished_at"], name="execution_outcome_idx"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["job", "lease_token"], name="execution_delivery_uniq"),
@@ -257,7 +259,9 @@ class DeadLetter(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            models.Index("-id", name="deadletter_open_idx", condition=Q(resolved_at__isnull=True)),
+            models.Index(
+                fields=["-id"], name="deadletter_open_idx", condition=Q(resolved_at__isnull=True)
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -56,7 +56,7 @@ class Task:
         return self.func(*args, **kwargs)
 
     def enqueue(self, *args: Any, **kwargs: Any) -> Job:
-        from queues.api import enqueue
+        from queues.operations import enqueue
 
         return enqueue(self, *args, **kwargs)
 

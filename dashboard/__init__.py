@@ -1,0 +1,1 @@
+"""The operators' control plane (HTMX pages, roles, audit log): see DESIGN.md."""

@@ -1,0 +1,50 @@
+"""Relay's queue engine: jobs, workers, retries and dead letters.
+
+Public API::
+
+    from queues import task, enqueue
+
+    @task(queue="reports", max_attempts=3)
+    def build_report(customer_id): ...
+
+    enqueue(build_report, 42, delay=60)
+
+Names are imported lazily so `import queues` works before Django's app registry is ready.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "Call",
+    "DoNotRetry",
+    "JobContext",
+    "cancel",
+    "discard",
+    "enqueue",
+    "enqueue_many",
+    "retry",
+    "task",
+]
+
+_EXPORTS = {
+    "task": "queues.registry",
+    "Call": "queues.operations",
+    "enqueue": "queues.operations",
+    "enqueue_many": "queues.operations",
+    "cancel": "queues.operations",
+    "retry": "queues.operations",
+    "discard": "queues.operations",
+    "DoNotRetry": "queues.exceptions",
+    "JobContext": "queues.worker.context",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'queues' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)

@@ -1,0 +1,36 @@
+"""The only code that writes job, execution, worker and dead-letter rows.
+
+Each function is one guarded transition; the SQL for each database lives next to it.
+"""
+
+from queues.store.claim import Claimed, claim
+from queues.store.control import cancel, discard, retry
+from queues.store.finish import (
+    Failure,
+    Success,
+    ack_success,
+    extend_lease,
+    finish_failure,
+    set_progress,
+)
+from queues.store.rescue import rescue
+from queues.store.workers import heartbeat, lease_report, register_worker, stop_worker
+
+__all__ = [
+    "Claimed",
+    "Failure",
+    "Success",
+    "ack_success",
+    "cancel",
+    "claim",
+    "discard",
+    "extend_lease",
+    "finish_failure",
+    "heartbeat",
+    "lease_report",
+    "register_worker",
+    "rescue",
+    "retry",
+    "set_progress",
+    "stop_worker",
+]

@@ -1,0 +1,174 @@
+"""The claim: move due jobs to `running` under a fresh lease, in one short transaction.
+
+PostgreSQL: one statement locks due rows with FOR UPDATE SKIP LOCKED (so concurrent workers
+never wait for or share a job), leases them and opens their Execution rows.
+SQLite: one BEGIN IMMEDIATE transaction (SQLite has a single writer) doing UPDATE ... RETURNING
+and the Execution inserts. No transaction is held while a handler runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+
+from queues.store.clock import POSTGRES_NOW, SQLITE_NOW, postgres_now_plus, sqlite_now_plus
+
+_RETURNING = (
+    "id, task, queue, priority, args, kwargs, attempts, max_attempts, lease_token, "
+    "timeout, ack_timeout, created_at, started_at"
+)
+
+POSTGRES_CLAIM = f"""
+WITH picked AS (
+    SELECT id FROM queues_job
+    WHERE state IN ('scheduled', 'failed')
+      AND run_at <= {POSTGRES_NOW}
+      AND queue = ANY(%(queues)s)
+      AND task = ANY(%(tasks)s)
+    ORDER BY priority DESC, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE queues_job AS j
+    SET state = 'running',
+        attempts = j.attempts + 1,
+        lease_token = j.lease_token + 1,
+        leased_until = {postgres_now_plus("j.ack_timeout")},
+        worker_id = %(worker)s,
+        started_at = {POSTGRES_NOW}
+    FROM picked
+    WHERE j.id = picked.id
+    RETURNING j.id, j.task, j.queue, j.priority, j.args, j.kwargs, j.attempts, j.max_attempts,
+              j.lease_token, j.timeout, j.ack_timeout, j.created_at, j.started_at
+), opened AS (
+    INSERT INTO queues_execution
+        (job_id, attempt, lease_token, worker_id, started_at,
+         error_type, error_message, traceback, late_outcome)
+    SELECT id, attempts, lease_token, %(worker)s, started_at, '', '', '', ''
+    FROM claimed
+)
+SELECT {_RETURNING} FROM claimed
+"""
+
+SQLITE_CLAIM = f"""
+UPDATE queues_job
+SET state = 'running',
+    attempts = attempts + 1,
+    lease_token = lease_token + 1,
+    leased_until = {sqlite_now_plus("ack_timeout")},
+    worker_id = %(worker)s,
+    started_at = {SQLITE_NOW}
+WHERE id IN (
+    SELECT id FROM queues_job
+    WHERE state IN ('scheduled', 'failed')
+      AND run_at <= {SQLITE_NOW}
+      AND queue IN (SELECT value FROM json_each(%(queues)s))
+      AND task IN (SELECT value FROM json_each(%(tasks)s))
+    ORDER BY priority DESC, id
+    LIMIT %(limit)s
+)
+RETURNING {_RETURNING}
+"""
+
+SQLITE_OPEN_EXECUTIONS = """
+INSERT INTO queues_execution
+    (job_id, attempt, lease_token, worker_id, started_at,
+     error_type, error_message, traceback, late_outcome)
+SELECT id, attempts, lease_token, worker_id, started_at, '', '', '', ''
+FROM queues_job
+WHERE id IN (SELECT value FROM json_each(%(ids)s)) AND state = 'running'
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """One delivery: what a worker needs to run the job and to ack it."""
+
+    id: int
+    task: str
+    queue: str
+    priority: int
+    args: list
+    kwargs: dict
+    attempt: int
+    max_attempts: int | None
+    lease_token: int
+    timeout: float | None
+    ack_timeout: float
+    created_at: datetime
+    started_at: datetime
+
+
+def claim(*, worker_id: int, queues: list[str], tasks: list[str], limit: int) -> list[Claimed]:
+    """Lease up to `limit` due jobs of `queues` whose task is in `tasks`, best first."""
+    if limit <= 0 or not queues or not tasks:
+        return []
+    if connection.vendor == "postgresql":
+        rows = _claim_postgres(worker_id, queues, tasks, limit)
+    else:
+        rows = _claim_sqlite(worker_id, queues, tasks, limit)
+    claimed = [_to_claimed(row) for row in rows]
+    claimed.sort(key=lambda c: (-c.priority, c.id))
+    return claimed
+
+
+def _claim_postgres(worker_id: int, queues: list[str], tasks: list[str], limit: int) -> list:
+    params = {"queues": queues, "tasks": tasks, "limit": limit, "worker": worker_id}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(POSTGRES_CLAIM, params)
+        return cursor.fetchall()
+
+
+def _claim_sqlite(worker_id: int, queues: list[str], tasks: list[str], limit: int) -> list:
+    params = {
+        "queues": json.dumps(queues),
+        "tasks": json.dumps(tasks),
+        "limit": limit,
+        "worker": worker_id,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(SQLITE_CLAIM, params)
+        rows = cursor.fetchall()
+        if rows:
+            cursor.execute(SQLITE_OPEN_EXECUTIONS, {"ids": json.dumps([r[0] for r in rows])})
+    return rows
+
+
+def _to_claimed(row: tuple[Any, ...]) -> Claimed:
+    (id_, task, queue, priority, args, kwargs, attempts, max_attempts, token, timeout,
+     ack_timeout, created_at, started_at) = row
+    if isinstance(args, str):
+        args = json.loads(args)
+    if isinstance(kwargs, str):
+        kwargs = json.loads(kwargs)
+    return Claimed(
+        id=id_,
+        task=task,
+        queue=queue,
+        priority=priority,
+        args=args,
+        kwargs=kwargs,
+        attempt=attempts,
+        max_attempts=max_attempts,
+        lease_token=token,
+        timeout=timeout,
+        ack_timeout=ack_timeout,
+        created_at=_as_datetime(created_at),
+        started_at=_as_datetime(started_at),
+    )
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            from datetime import UTC
+
+            value = value.replace(tzinfo=UTC)
+        return value
+    from datetime import UTC
+
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)

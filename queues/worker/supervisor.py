@@ -1,0 +1,515 @@
+"""The worker: one supervisor process and N handler processes.
+
+The supervisor is a single-threaded loop. It claims due jobs (one short transaction), hands
+each to an idle handler process, enforces time limits and leases with its monotonic clock,
+heartbeats, redelivers other workers' orphaned jobs, and acknowledges outcomes (fenced by
+lease token, successes in batches). It never holds a transaction while a handler runs.
+
+Signals: SIGTERM/SIGINT = stop claiming, let in-flight jobs finish within SHUTDOWN_GRACE,
+hand back what is left, exit 0. A second signal stops in-flight jobs at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, connections
+
+from queues import store
+from queues.conf import RelaySettings, relay_settings
+from queues.exceptions import HandlerCrashed
+from queues.models import Outcome
+from queues.registry import registry
+from queues.store import Claimed, Failure, Success
+from queues.worker.child import child_main, error_type_name
+from queues.worker.context import REASON_CANCEL, REASON_LEASE, REASON_SHUTDOWN, REASON_TIMEOUT
+
+logger = logging.getLogger("queues.worker")
+
+_OUTCOME_FOR_REASON = {
+    REASON_TIMEOUT: Outcome.TIMEOUT,
+    REASON_CANCEL: Outcome.CANCELLED,
+    REASON_LEASE: Outcome.LOST,
+    REASON_SHUTDOWN: Outcome.LOST,
+}
+_DB_ERRORS = (DatabaseError, InterfaceError)
+
+
+@dataclass
+class Slot:
+    """One handler process and the delivery it is running."""
+
+    index: int
+    process: Any = None
+    channel: Connection | None = None
+    interrupt: Any = None  # shared [job_id, reason]
+    job: Claimed | None = None
+    started: float = 0.0  # monotonic, taken before the claim
+    time_limit_at: float | None = None
+    lease_until: float = 0.0  # monotonic, a safety margin before the database's deadline
+    reason: int = 0  # why the supervisor stopped this attempt, 0 if it did not
+    kill_at: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Worker:
+    def __init__(self, *, queues: list[str], concurrency: int, burst: bool = False,
+                 name: str | None = None) -> None:
+        self.conf: RelaySettings = relay_settings()
+        self.queues = queues
+        self.concurrency = concurrency
+        self.burst = burst
+        self.host = socket.gethostname()
+        self.name = name or f"{self.host}:{os.getpid()}"
+        self.tasks = registry.names()
+        self.worker_id: int | None = None
+        self.slots = [Slot(index=i) for i in range(concurrency)]
+        self.successes: list[tuple[Success, Slot | None, Claimed, float]] = []
+        self.failures: list[tuple[Failure, Claimed, float]] = []
+        self.stop_signals = 0
+        self.stopping_since: float | None = None
+        self.db_backoff_until = 0.0
+        self.db_failures = 0
+        self._ctx = multiprocessing.get_context("fork")
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        self.worker_id = self._register()
+        logger.info(
+            "worker %s started: queues=%s concurrency=%d tasks=%d",
+            self.name, ",".join(self.queues), self.concurrency, len(self.tasks),
+            extra={"worker": self.name},
+        )
+        connections.close_all()  # never fork with an open connection
+        for slot in self.slots:
+            self._spawn(slot)
+        try:
+            self._loop()
+        finally:
+            self._stop_children()
+            self._flush(final=True)
+            self._quietly(store.stop_worker, self.worker_id)
+            logger.info("worker %s stopped", self.name, extra={"worker": self.name})
+        return 0
+
+    def _register(self) -> int:
+        while True:
+            try:
+                return store.register_worker(
+                    name=self.name, host=self.host, pid=os.getpid(), queues=self.queues,
+                    tasks=self.tasks, concurrency=self.concurrency,
+                ).pk
+            except _DB_ERRORS as exc:
+                if self.stop_signals:
+                    raise
+                logger.error("cannot register worker, database unavailable: %s", exc)
+                connections.close_all()
+                time.sleep(min(5.0, self.conf.POLL_INTERVAL * 5))
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+
+        def on_stop(signum: int, frame: Any) -> None:
+            self.stop_signals += 1
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        conf = self.conf
+        now = time.monotonic()
+        next_heartbeat = now + conf.HEARTBEAT_INTERVAL
+        next_rescue = now  # rescue once at start: the previous worker on this box may have died
+        next_claim = now
+        while True:
+            now = time.monotonic()
+            if self.stop_signals and self.stopping_since is None:
+                self.stopping_since = now
+                logger.info("worker %s stopping: finishing %d in-flight job(s)", self.name,
+                            len(self._busy()))
+                next_heartbeat = now
+            stopping = self.stopping_since is not None
+            if stopping and not self._busy() and not self._pending():
+                return
+            if stopping:
+                self._enforce_shutdown(now)
+            self._flush()
+            if now >= self.db_backoff_until:
+                if now >= next_heartbeat:
+                    self._heartbeat(stopping)
+                    next_heartbeat = now + conf.HEARTBEAT_INTERVAL
+                if now >= next_rescue and not stopping:
+                    self._db(store.rescue, stale_after=conf.WORKER_STALE_AFTER)
+                    next_rescue = now + conf.RESCUE_INTERVAL
+                free = self._free()
+                if not stopping and free and now >= next_claim:
+                    claimed = self._claim(len(free), now)
+                    if claimed is None:
+                        next_claim = now + conf.POLL_INTERVAL
+                    elif len(claimed) < len(free):
+                        next_claim = now + conf.POLL_INTERVAL
+                        if not claimed and self.burst and not self._busy() and not self._pending():
+                            return
+                    else:
+                        next_claim = now  # there may be more: claim again when a slot frees
+            self._enforce_deadlines(time.monotonic())
+            timeout = self._wait_timeout(next_heartbeat, next_rescue, next_claim)
+            self._wait(timeout)
+
+    def _wait_timeout(self, *timers: float) -> float:
+        now = time.monotonic()
+        candidates = list(timers) + [self.db_backoff_until]
+        for slot in self._busy():
+            candidates.append(slot.lease_until)
+            if slot.time_limit_at is not None:
+                candidates.append(slot.time_limit_at)
+            if slot.kill_at is not None:
+                candidates.append(slot.kill_at)
+        if self.stopping_since is not None:
+            candidates.append(self.stopping_since + self.conf.SHUTDOWN_GRACE)
+        if self._pending():
+            return 0.0
+        future = [t for t in candidates if t > now]
+        if not future:
+            return 0.0
+        return min(min(future) - now, self.conf.HEARTBEAT_INTERVAL)
+
+    def _wait(self, timeout: float) -> None:
+        waitables: list[Any] = [self._wake_r]
+        by_object: dict[Any, Slot] = {}
+        for slot in self.slots:
+            if slot.channel is not None:
+                waitables.append(slot.channel)
+                by_object[slot.channel] = slot
+            if slot.process is not None:
+                waitables.append(slot.process.sentinel)
+                by_object[slot.process.sentinel] = slot
+        ready = wait(waitables, timeout=timeout)
+        dead = []
+        for obj in ready:
+            if obj is self._wake_r:
+                try:
+                    while self._wake_r.recv(512):
+                        pass
+                except (BlockingIOError, OSError):
+                    pass
+                continue
+            slot = by_object[obj]
+            if obj is slot.channel:
+                self._read(slot)
+            else:
+                dead.append(slot)
+        for slot in dead:
+            if slot.process is not None and not slot.process.is_alive():
+                self._read(slot)  # a report sent just before the exit still counts
+                self._on_child_death(slot)
+
+    # --- claiming and dispatching -------------------------------------------------------------
+
+    def _claim(self, limit: int, now: float) -> list[Claimed] | None:
+        claimed = self._db(
+            store.claim, worker_id=self.worker_id, queues=self.queues, tasks=self.tasks,
+            limit=limit,
+        )
+        if claimed is None:
+            return None
+        free = self._free()
+        for job in claimed:
+            self._dispatch(free.pop(0), job, now)
+        return claimed
+
+    def _dispatch(self, slot: Slot, job: Claimed, started: float) -> None:
+        slot.job = job
+        slot.started = started
+        slot.reason = 0
+        slot.kill_at = None
+        slot.time_limit_at = started + job.timeout if job.timeout else None
+        slot.lease_until = started + job.ack_timeout - self._lease_margin(job.ack_timeout)
+        slot.interrupt[0] = 0
+        slot.interrupt[1] = 0
+        payload = {
+            "id": job.id, "task": job.task, "queue": job.queue, "args": job.args,
+            "kwargs": job.kwargs, "attempt": job.attempt, "max_attempts": job.max_attempts,
+            "lease_token": job.lease_token, "ack_timeout": job.ack_timeout,
+        }
+        try:
+            slot.channel.send(payload)
+        except (OSError, ValueError):
+            self._on_child_death(slot)
+
+    @staticmethod
+    def _lease_margin(ack_timeout: float) -> float:
+        # Stop a handler this long before its lease ends, so the report reaches the database
+        # while the lease is still ours and two deliveries never overlap.
+        return min(2.0, ack_timeout * 0.1)
+
+    # --- reports from handler processes ---------------------------------------------------------
+
+    def _read(self, slot: Slot) -> None:
+        while slot.channel is not None:
+            try:
+                if not slot.channel.poll():
+                    return
+                message = slot.channel.recv()
+            except (EOFError, OSError):
+                return
+            kind, job_id = message[0], message[1]
+            job = slot.job
+            if job is None or job.id != job_id:
+                continue
+            if kind == "done":
+                self._on_done(slot, message[2])
+            elif kind == "progress":
+                self._db(store.set_progress, job.id, job.lease_token, message[2])
+            elif kind == "extend":
+                self._extend(slot, seconds=message[2], progress=message[3])
+
+    def _extend(self, slot: Slot, *, seconds: float, progress: Any) -> None:
+        job = slot.job
+        asked = time.monotonic()
+        held = self._db(store.extend_lease, job.id, job.lease_token, seconds, progress,
+                        set_progress=progress is not None)
+        if held:
+            slot.lease_until = max(slot.lease_until, asked + seconds - self._lease_margin(seconds))
+        elif held is False and not slot.reason:
+            self._interrupt(slot, REASON_LEASE)
+
+    def _on_done(self, slot: Slot, report: dict) -> None:
+        job = slot.job
+        duration = time.monotonic() - slot.started
+        if report["kind"] == "success":
+            self.successes.append((Success(job.id, job.lease_token, report["output"]), slot, job,
+                                   duration))
+        else:
+            self.failures.append((self._failure(slot, report), job, duration))
+        self._free_slot(slot)
+
+    def _failure(self, slot: Slot, report: dict) -> Failure:
+        job = slot.job
+        if slot.reason:
+            # The supervisor stopped this attempt: its reason, not the handler's exception,
+            # decides the outcome.
+            return Failure(
+                job_id=job.id, lease_token=job.lease_token,
+                outcome=_OUTCOME_FOR_REASON[slot.reason],
+                error_type=report.get("error_type", ""),
+                error_message=self._reason_message(slot),
+                traceback=report.get("traceback", ""),
+                retryable=True,
+                release=slot.reason == REASON_SHUTDOWN,
+            )
+        return Failure(
+            job_id=job.id, lease_token=job.lease_token, outcome=Outcome.ERROR,
+            error_type=report["error_type"], error_message=report["error_message"],
+            traceback=report["traceback"], retryable=report["retryable"],
+        )
+
+    def _reason_message(self, slot: Slot) -> str:
+        job = slot.job
+        return {
+            REASON_TIMEOUT: f"time limit of {job.timeout:g}s exceeded" if job.timeout else "",
+            REASON_CANCEL: "cancelled by request",
+            REASON_LEASE: f"lease of {job.ack_timeout:g}s ran out without an extension",
+            REASON_SHUTDOWN: "worker shut down before the job finished; released",
+        }.get(slot.reason, "")
+
+    def _on_child_death(self, slot: Slot) -> None:
+        process = slot.process
+        if process is not None:
+            process.join(timeout=1)
+        if slot.job is not None:
+            code = process.exitcode if process is not None else None
+            how = (f"killed by signal {-code}" if code is not None and code < 0
+                   else f"exited with code {code}")
+            report = {
+                "kind": "error",
+                "error_type": error_type_name(HandlerCrashed),
+                "error_message": f"handler process {how} while running the job",
+                "traceback": "",
+                "retryable": True,
+            }
+            self.failures.append((self._failure(slot, report), slot.job,
+                                  time.monotonic() - slot.started))
+            self._free_slot(slot)
+        if slot.channel is not None:
+            slot.channel.close()
+        slot.process = slot.channel = None
+        if self.stopping_since is None:
+            connections.close_all()
+            self._spawn(slot)
+
+    def _free_slot(self, slot: Slot) -> None:
+        slot.job = None
+        slot.reason = 0
+        slot.kill_at = None
+        slot.time_limit_at = None
+
+    # --- deadlines, cancels, shutdown ---------------------------------------------------------
+
+    def _enforce_deadlines(self, now: float) -> None:
+        for slot in self._busy():
+            if slot.kill_at is not None:
+                if now >= slot.kill_at and slot.process is not None and slot.process.is_alive():
+                    logger.warning("job %s ignored its stop request; killing its process",
+                                   slot.job.id, extra={"job_id": slot.job.id})
+                    os.kill(slot.process.pid, signal.SIGKILL)
+                    slot.kill_at = None
+                continue
+            if slot.time_limit_at is not None and now >= slot.time_limit_at:
+                self._interrupt(slot, REASON_TIMEOUT)
+            elif now >= slot.lease_until:
+                self._interrupt(slot, REASON_LEASE)
+
+    def _enforce_shutdown(self, now: float) -> None:
+        hard = self.stop_signals > 1 or now >= self.stopping_since + self.conf.SHUTDOWN_GRACE
+        if hard:
+            for slot in self._busy():
+                if not slot.reason:
+                    self._interrupt(slot, REASON_SHUTDOWN)
+
+    def _interrupt(self, slot: Slot, reason: int) -> None:
+        if slot.reason or slot.job is None or slot.process is None:
+            return
+        slot.reason = reason
+        slot.kill_at = time.monotonic() + self.conf.KILL_GRACE
+        slot.interrupt[0] = slot.job.id
+        slot.interrupt[1] = reason
+        try:
+            os.kill(slot.process.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
+
+    def _heartbeat(self, stopping: bool) -> None:
+        revived = self._db(store.heartbeat, self.worker_id, stopping=stopping)
+        if revived:
+            logger.warning("worker %s was presumed dead (frozen or cut off); its jobs were "
+                           "redelivered, resuming", self.name, extra={"worker": self.name})
+        busy = {slot.job.id: slot for slot in self._busy()}
+        if not busy:
+            return
+        result = self._db(store.lease_report, self.worker_id,
+                          {job_id: slot.job.lease_token for job_id, slot in busy.items()})
+        if result is None:
+            return
+        gone, cancel = result
+        for job_id in gone:
+            logger.warning("job %s: lease taken over by another delivery; stopping it here",
+                           job_id, extra={"job_id": job_id})
+            self._interrupt(busy[job_id], REASON_LEASE)
+        for job_id in cancel:
+            self._interrupt(busy[job_id], REASON_CANCEL)
+
+    # --- acknowledging --------------------------------------------------------------------------
+
+    def _flush(self, final: bool = False) -> None:
+        if self.successes:
+            batch = self.successes
+            rejected = self._db(store.ack_success, [entry[0] for entry in batch])
+            if rejected is None:
+                if final:
+                    logger.error("could not acknowledge %d job(s) before exit; they will be "
+                                 "redelivered", len(batch))
+                return
+            self.successes = []
+            rejected_ids = {r.job_id for r in rejected}
+            for report, _, job, duration in batch:
+                self._log(job, "success" if report.job_id not in rejected_ids else "rejected",
+                          duration, outcome=Outcome.SUCCESS)
+        while self.failures:
+            report, job, duration = self.failures[0]
+            state = self._db(store.finish_failure, report)
+            if state is None and self.db_backoff_until > time.monotonic():
+                return
+            self.failures.pop(0)
+            self._log(job, state or "rejected", duration, outcome=report.outcome,
+                      error=f"{report.error_type}: {report.error_message}")
+
+    def _log(self, job: Claimed, state: str, duration: float, *, outcome: str,
+             error: str = "") -> None:
+        level = logging.INFO if state in ("success", "scheduled") else logging.WARNING
+        logger.log(
+            level,
+            "job %s %s attempt %d: %s -> %s in %.3fs%s",
+            job.id, job.task, job.attempt, outcome, state, duration,
+            f" ({error})" if error else "",
+            extra={"job_id": job.id, "task": job.task, "queue": job.queue,
+                   "attempt": job.attempt, "outcome": str(outcome), "state": str(state),
+                   "duration": round(duration, 4), "worker": self.name},
+        )
+
+    # --- handler processes ----------------------------------------------------------------------
+
+    def _spawn(self, slot: Slot) -> None:
+        parent_end, child_end = self._ctx.Pipe(duplex=True)
+        slot.interrupt = self._ctx.RawArray("q", 2)
+        process = self._ctx.Process(
+            target=child_main, args=(child_end, slot.interrupt, os.getpid()),
+            name=f"relay-handler-{slot.index}", daemon=True,
+        )
+        process.start()
+        child_end.close()
+        slot.process, slot.channel = process, parent_end
+
+    def _stop_children(self) -> None:
+        for slot in self.slots:
+            if slot.channel is not None:
+                try:
+                    slot.channel.send(None)
+                except (OSError, ValueError):
+                    pass
+        deadline = time.monotonic() + 2
+        for slot in self.slots:
+            if slot.process is not None:
+                slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
+                if slot.process.is_alive():
+                    slot.process.kill()
+                    slot.process.join(timeout=1)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _busy(self) -> list[Slot]:
+        return [slot for slot in self.slots if slot.job is not None]
+
+    def _free(self) -> list[Slot]:
+        return [s for s in self.slots if s.job is None and s.process is not None]
+
+    def _pending(self) -> bool:
+        return bool(self.successes or self.failures)
+
+    def _db(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a store call; on a database error log it, drop the connection and back off
+        (reports stay queued and are sent once the database is back)."""
+        try:
+            result = func(*args, **kwargs)
+        except _DB_ERRORS as exc:
+            self.db_failures += 1
+            delay = min(10.0, 0.2 * 2 ** min(self.db_failures, 6))
+            self.db_backoff_until = time.monotonic() + delay
+            logger.error("database error in %s: %s (retrying in %.1fs)",
+                         getattr(func, "__name__", func), exc, delay)
+            self._quietly(connections.close_all)
+            return None
+        self.db_failures = 0
+        return result
+
+    @staticmethod
+    def _quietly(func: Any, *args: Any) -> None:
+        try:
+            func(*args)
+        except _DB_ERRORS as exc:
+            logger.error("database error during shutdown: %s", exc)

@@ -1,0 +1,1 @@
+"""Example tasks that `make run` enqueues so a fresh install has something to show."""

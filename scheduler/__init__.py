@@ -1,0 +1,1 @@
+"""Workflows and schedules (built on the queue engine): see DESIGN.md."""
