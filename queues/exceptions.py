@@ -39,7 +39,7 @@ class TaskDefinitionError(RelayError):
     """A @task declaration is invalid (bad name, duplicate name, bad option)."""
 
 
-class DoNotRetry(Exception):  # noqa: N818 -- an instruction, raised by handlers
+class DoNotRetry(Exception):
     """Raise (or subclass) in a handler to fail the job at once, without further attempts.
 
     The job goes straight to dead letters with this error, whatever its max_attempts.

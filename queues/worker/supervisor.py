@@ -173,7 +173,7 @@ class Worker:
 
     def _wait_timeout(self, *timers: float) -> float:
         now = time.monotonic()
-        candidates = list(timers) + [self.db_backoff_until]
+        candidates = [*timers, self.db_backoff_until]
         for slot in self._busy():
             candidates.append(slot.lease_until)
             if slot.time_limit_at is not None:

@@ -1,0 +1,20 @@
+from django.db import models
+from django.db.models.functions import Now
+
+
+class Ledger(models.Model):
+    """What handlers really did, written by the handlers themselves: the ground truth that
+    tests compare the queue's own records against."""
+
+    job_id = models.BigIntegerField(null=True)
+    attempt = models.IntegerField(null=True)
+    event = models.CharField(max_length=50)
+    key = models.CharField(max_length=100, blank=True, default="")
+    pid = models.IntegerField()
+    at = models.DateTimeField(db_default=Now())
+
+
+class Switch(models.Model):
+    """A flag a test flips to change how a task behaves (e.g. "the bug is fixed now")."""
+
+    name = models.CharField(max_length=50, unique=True)
