@@ -141,7 +141,7 @@ def _build(definition: Task, args: Sequence[Any], kwargs: dict[str, Any], *,
            timeout: float | None = UNSET, ack_timeout: float | None = UNSET,
            tags: Sequence[str] = (), meta: dict[str, Any] | None = None) -> Job:
     conf = relay_settings()
-    queue_name = queue or definition.queue or conf.DEFAULT_QUEUE
+    queue_name = queue if queue is not None else (definition.queue or conf.DEFAULT_QUEUE)
     if not isinstance(queue_name, str) or not QUEUE_NAME_RE.match(queue_name):
         raise InvalidQueueName(
             f"Invalid queue name {queue_name!r}: 1-100 letters, digits and _ . : - "

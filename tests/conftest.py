@@ -35,7 +35,7 @@ class WorkerProcess:
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 -- closed in stop()
+        self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.worker_main", *args],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,

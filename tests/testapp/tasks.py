@@ -79,5 +79,5 @@ def ignore_stop(context, seconds: float) -> None:
     while time.monotonic() < deadline:
         try:
             time.sleep(0.05)
-        except BaseException:  # noqa: BLE001, S110 -- deliberately misbehaving
+        except BaseException:  # noqa: BLE001 -- deliberately misbehaving
             _record(context, "ignored stop")
