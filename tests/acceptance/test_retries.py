@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from queues import enqueue, retry
@@ -25,8 +27,9 @@ def test_backoff_schedule_then_dead_letter_then_manual_retry(start_worker):
     assert [r.outcome for r in runs] == [Outcome.ERROR] * 4
     assert runs[0].error_type == "RuntimeError"
     assert "not fixed yet" in runs[0].traceback
-    gaps = [(b.started_at - a.finished_at).total_seconds() for a, b in zip(runs, runs[1:])]
-    for gap, expected in zip(gaps, [0.4, 0.8, 1.6]):
+    gaps = [(b.started_at - a.finished_at).total_seconds() for a, b in pairwise(runs)]
+    assert len(gaps) == 3
+    for gap, expected in zip(gaps, [0.4, 0.8, 1.6], strict=True):
         assert expected - 0.05 <= gap <= expected + 0.6, f"gaps {gaps}"
 
     letter = DeadLetter.objects.get(job=job)

@@ -13,8 +13,14 @@ class Ledger(models.Model):
     pid = models.IntegerField()
     at = models.DateTimeField(db_default=Now())
 
+    def __str__(self) -> str:
+        return f"job {self.job_id} attempt {self.attempt}: {self.event}"
+
 
 class Switch(models.Model):
     """A flag a test flips to change how a task behaves (e.g. "the bug is fixed now")."""
 
     name = models.CharField(max_length=50, unique=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,161 @@
+"""`manage.py relay_bench --jobs N --workers M`: throughput and latency, measured for real.
+
+Each run starts M `relay_worker` processes on a private queue and measures:
+  - bulk enqueue rate (jobs/s) of N no-op jobs, and single enqueue() calls per second
+  - drain rate: N no-op jobs from commit to the last acknowledgement (jobs/s)
+  - enqueue-to-start latency of single jobs on idle workers (p50/p99, database clock)
+It prints each run and the median over --runs. Run it against a database you can write to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+
+from queues import Call, enqueue, enqueue_many
+from queues.models import Job, JobState, Worker
+
+QUEUE = "relay-bench"
+
+
+class Command(BaseCommand):
+    help = "Benchmark enqueue, drain and latency with real worker processes."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--jobs", type=int, default=5000)
+        parser.add_argument("--workers", type=int, default=2)
+        parser.add_argument("--concurrency", type=int, default=None,
+                            help="Handler processes per worker (default: CPU count).")
+        parser.add_argument("--runs", type=int, default=3)
+        parser.add_argument("--latency-samples", type=int, default=50)
+        parser.add_argument("--single-enqueues", type=int, default=1000)
+        parser.add_argument("--json", default=None, help="Also write the results to this file.")
+
+    def handle(self, *args, jobs: int, workers: int, concurrency: int | None, runs: int,
+               latency_samples: int, single_enqueues: int, json: str | None, **options) -> None:
+        if jobs < 1 or workers < 1 or runs < 1:
+            raise CommandError("--jobs, --workers and --runs must be at least 1")
+        concurrency = concurrency or os.cpu_count() or 1
+        self.stdout.write(f"relay_bench: {connection.vendor}, {jobs} jobs, {workers} worker "
+                          f"process(es) x {concurrency} handlers, {runs} run(s)")
+        results = []
+        for run in range(1, runs + 1):
+            result = self._run(jobs, workers, concurrency, latency_samples, single_enqueues)
+            results.append(result)
+            self.stdout.write(f"run {run}: " + "  ".join(
+                f"{key}={value:,.1f}" for key, value in result.items()))
+        medians = {key: statistics.median(r[key] for r in results) for key in results[0]}
+        self.stdout.write(self.style.SUCCESS(
+            "median: " + "  ".join(f"{key}={value:,.1f}" for key, value in medians.items())))
+        if json:
+            Path(json).write_text(_json_dump({
+                "database": connection.vendor, "jobs": jobs, "workers": workers,
+                "concurrency": concurrency, "runs": results, "median": medians,
+            }))
+
+    def _run(self, jobs: int, workers: int, concurrency: int, latency_samples: int,
+             single_enqueues: int) -> dict[str, float]:
+        Job.objects.filter(queue=QUEUE).delete()
+        procs = self._start_workers(workers, concurrency)
+        try:
+            latencies = self._latency(latency_samples)
+
+            started = time.perf_counter()
+            enqueue_many("relay.noop", (Call() for _ in range(jobs)), queue=QUEUE)
+            committed = time.perf_counter()
+            self._wait_drained(timeout=max(120.0, jobs / 50))
+            drained = time.perf_counter()
+
+            single_started = time.perf_counter()
+            for _ in range(single_enqueues):
+                enqueue("relay.noop", queue=QUEUE)
+            single_elapsed = time.perf_counter() - single_started
+            self._wait_drained(timeout=120.0)
+        finally:
+            self._stop_workers(procs)
+        Job.objects.filter(queue=QUEUE).delete()
+        return {
+            "bulk_enqueue_per_s": jobs / (committed - started),
+            "single_enqueue_per_s": single_enqueues / single_elapsed,
+            "drain_per_s": jobs / (drained - committed),
+            "p50_start_ms": _percentile(latencies, 50) * 1000,
+            "p99_start_ms": _percentile(latencies, 99) * 1000,
+        }
+
+    def _latency(self, samples: int) -> list[float]:
+        """Enqueue one job at a time on idle workers; database-clock enqueue-to-start."""
+        latencies = []
+        for _ in range(samples):
+            job = enqueue("relay.noop", queue=QUEUE)
+            deadline = time.monotonic() + 30
+            while True:
+                row = Job.objects.filter(pk=job.pk).values("state", "created_at",
+                                                           "started_at").get()
+                if row["state"] == JobState.SUCCESS:
+                    latencies.append((row["started_at"] - row["created_at"]).total_seconds())
+                    break
+                if time.monotonic() > deadline:
+                    raise CommandError(f"job {job.pk} did not run within 30s; are workers up?")
+                time.sleep(0.005)
+        return latencies
+
+    def _wait_drained(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while Job.objects.filter(queue=QUEUE).exclude(state=JobState.SUCCESS).exists():
+            if time.monotonic() > deadline:
+                raise CommandError(f"queue not drained within {timeout:.0f}s")
+            time.sleep(0.01)
+
+    def _start_workers(self, count: int, concurrency: int) -> list[subprocess.Popen]:
+        env = dict(os.environ, RELAY_LOG_LEVEL="WARNING")
+        before = set(Worker.objects.values_list("id", flat=True))
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "manage.py", "relay_worker", "--queues", QUEUE,
+                 "--concurrency", str(concurrency)],
+                cwd=settings.BASE_DIR, env=env, start_new_session=True,
+            )
+            for _ in range(count)
+        ]
+        deadline = time.monotonic() + 60
+        while Worker.objects.exclude(id__in=before).filter(
+                state=Worker.State.RUNNING).count() < count:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                self._stop_workers(procs)
+                raise CommandError("workers did not start")
+            time.sleep(0.05)
+        time.sleep(0.5)  # let their handler processes come up
+        return procs
+
+    @staticmethod
+    def _stop_workers(procs: list[subprocess.Popen]) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def _json_dump(data: dict) -> str:
+    return json.dumps(data, indent=2) + "\n"
