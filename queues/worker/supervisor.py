@@ -168,26 +168,32 @@ class Worker:
                     else:
                         next_claim = now  # there may be more: claim again when a slot frees
             self._enforce_deadlines(time.monotonic())
-            timeout = self._wait_timeout(next_heartbeat, next_rescue, next_claim)
-            self._wait(timeout)
+            timers = [next_heartbeat]
+            if not stopping:
+                timers.append(next_rescue)
+                if self._free():
+                    timers.append(next_claim)
+            self._wait(self._wait_timeout(timers))
 
-    def _wait_timeout(self, *timers: float) -> float:
-        now = time.monotonic()
-        candidates = [*timers, self.db_backoff_until]
+    def _wait_timeout(self, timers: list[float]) -> float:
+        """Seconds until the next thing to do: 0 if something is already due."""
+        if self._pending():
+            return 0.0
+        candidates = list(timers)
         for slot in self._busy():
+            if slot.reason:  # already told to stop: only the kill deadline is left
+                if slot.kill_at is not None:
+                    candidates.append(slot.kill_at)
+                continue
             candidates.append(slot.lease_until)
             if slot.time_limit_at is not None:
                 candidates.append(slot.time_limit_at)
-            if slot.kill_at is not None:
-                candidates.append(slot.kill_at)
-        if self.stopping_since is not None:
-            candidates.append(self.stopping_since + self.conf.SHUTDOWN_GRACE)
-        if self._pending():
-            return 0.0
-        future = [t for t in candidates if t > now]
-        if not future:
-            return 0.0
-        return min(min(future) - now, self.conf.HEARTBEAT_INTERVAL)
+        if self.stopping_since is not None and self.stop_signals < 2:
+            grace_ends = self.stopping_since + self.conf.SHUTDOWN_GRACE
+            if grace_ends > time.monotonic():
+                candidates.append(grace_ends)
+        deadline = max(min(candidates), self.db_backoff_until)
+        return min(max(0.0, deadline - time.monotonic()), self.conf.HEARTBEAT_INTERVAL)
 
     def _wait(self, timeout: float) -> None:
         waitables: list[Any] = [self._wake_r]
