@@ -35,9 +35,11 @@ lint: install
 bench: install
 	$(PY) manage.py relay_bench --jobs 5000 --workers 2 --runs 3
 
-## make test-django6: the suite on Python 3.12 with the newest Django 6.x.
+## make test-django6: the suite on Python 3.12 with the newest Django 6.x
+## (PYTHON312=/path/to/python3.12 when it is not on PATH).
+PYTHON312 ?= python3.12
 test-django6:
-	python3.12 -m venv .venv-django6
+	$(PYTHON312) -m venv .venv-django6
 	.venv-django6/bin/python -m pip install -q --upgrade pip
 	.venv-django6/bin/python -m pip install -q -e '.[test]' 'django>=6,<6.2'
 	.venv-django6/bin/python -m tests.run

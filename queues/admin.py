@@ -71,7 +71,6 @@ class JobAdmin(ReadOnlyAdmin):
                     "run_at", "finished_at", "worker", "last_error_type")
     list_filter = ("state", "queue", "task")
     search_fields = ("=id", "task", "dedup_key", "last_error_message")
-    date_hierarchy = "created_at"
     show_full_result_count = False  # never COUNT(*) the whole jobs table
     list_select_related = ("worker",)
     inlines = [ExecutionInline]

@@ -37,11 +37,13 @@ class Command(BaseCommand):
         processes = [
             subprocess.Popen([sys.executable, "-m", "gunicorn", "relay_project.wsgi",
                               "--bind", bind, "--workers", "2", "--access-logfile", "-"],
-                             cwd=settings.BASE_DIR),
+                             cwd=settings.BASE_DIR, start_new_session=True),
             subprocess.Popen([sys.executable, "manage.py", "relay_worker",
                               "--queues", "default,reports", "--concurrency", str(concurrency)],
-                             cwd=settings.BASE_DIR),
+                             cwd=settings.BASE_DIR, start_new_session=True),
         ]
+        # Own sessions: Ctrl-C reaches only this process, which then sends each child exactly
+        # one SIGTERM (a second signal would make the worker stop its jobs at once).
         self.stdout.write(self.style.SUCCESS(
             f"\nRelay is running: http://{bind}/admin/\n"
             f"  login:    {username}\n  password: {password}\n"
