@@ -62,3 +62,19 @@ def test_sigterm_releases_jobs_still_running_after_the_grace_period(start_worker
     [run] = Execution.objects.filter(job=job)
     assert run.outcome == Outcome.LOST
     assert "released" in run.error_message
+
+
+def test_a_second_sigterm_stops_in_flight_jobs_at_once(start_worker):
+    job = enqueue("tests.sleep", 3600)
+    worker = start_worker(relay={"SHUTDOWN_GRACE": 600.0})
+    wait_for(lambda: Ledger.objects.filter(job_id=job.pk, event="start").exists(),
+             message="the job to start")
+    worker.signal(signal.SIGTERM)
+    wait_for(lambda: Worker.objects.get(pid=worker.pid).state == Worker.State.STOPPING,
+             message="the worker to report it is draining")
+    asked = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0, worker.log()
+    assert time.monotonic() - asked < 5
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == (JobState.SCHEDULED, 0)
