@@ -88,3 +88,28 @@ def test_frozen_worker_loses_its_lease_and_its_late_report_is_rejected(start_wor
     # The thawed worker noticed and is serving again.
     wait_for(lambda: Worker.objects.get(pid=frozen.pid).state == Worker.State.RUNNING,
              message="the thawed worker to report itself alive")
+
+
+def test_worker_reconnects_after_its_database_connection_is_killed(start_worker, vendor):
+    if vendor != "postgresql":
+        pytest.skip("terminating a server-side session is a PostgreSQL scenario")
+    from django.db import connection
+
+    worker = start_worker()
+    wait_for(lambda: Worker.objects.filter(pid=worker.pid).exists(), message="worker to start")
+
+    def terminate_worker_sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+
+    # The supervisor reconnects lazily after forking its handlers; kill it once it has.
+    wait_for(terminate_worker_sessions, message="a worker session to terminate")
+    job = enqueue("tests.record", "after reconnect")
+    wait_for(lambda: Job.objects.get(pk=job.pk).state == JobState.SUCCESS, timeout=30,
+             message="the worker to reconnect and run the job")
+    assert worker.proc.poll() is None
+    assert "database error" in worker.log()  # it did lose its session, and recovered
