@@ -144,7 +144,9 @@ class Worker:
                             len(self._busy()))
                 next_heartbeat = now
             stopping = self.stopping_since is not None
-            if stopping and not self._busy() and not self._pending():
+            # Done draining. Reports that cannot reach the database yet keep the worker trying
+            # (their leases would otherwise expire into redeliveries) -- unless told twice.
+            if stopping and not self._busy() and (not self._pending() or self.stop_signals > 1):
                 return
             if stopping:
                 self._enforce_shutdown(now)
