@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from queues import Call, enqueue, enqueue_many
+from queues.management.processes import terminate
 from queues.models import Job, JobState, Worker
 
 QUEUE = "relay-bench"
@@ -139,14 +139,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _stop_workers(procs: list[subprocess.Popen]) -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        terminate(procs, timeout=30)
 
 
 def _percentile(values: list[float], pct: float) -> float:

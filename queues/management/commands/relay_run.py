@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from queues.management.processes import terminate
 from queues.registry import registry
 
 
@@ -59,14 +60,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         while not stopping and all(p.poll() is None for p in processes):
             time.sleep(0.5)
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        terminate(processes, timeout=40)
 
     def _admin_login(self) -> tuple[str, str]:
         folder = Path(settings.BASE_DIR) / ".relay"
