@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -163,12 +163,7 @@ def _to_claimed(row: tuple[Any, ...]) -> Claimed:
 
 
 def _as_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            from datetime import UTC
-
-            value = value.replace(tzinfo=UTC)
-        return value
-    from datetime import UTC
-
-    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+    """Database timestamps are UTC; SQLite returns them as naive values or text."""
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

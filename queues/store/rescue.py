@@ -25,10 +25,10 @@ def rescue(*, stale_after: float, limit: int = 200) -> int:
     orphans = list(
         Job.objects.filter(orphaned_leases_q())
         .order_by("leased_until")
-        .values_list("id", "lease_token", "worker__name", "leased_until")[:limit]
+        .values_list("id", "lease_token", "worker__name")[:limit]
     )
     rescued = 0
-    for job_id, token, worker_name, _ in orphans:
+    for job_id, token, worker_name in orphans:
         state = finish_failure(
             Failure(
                 job_id=job_id,

@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -57,7 +57,6 @@ class Slot:
     lease_until: float = 0.0  # monotonic, a safety margin before the database's deadline
     reason: int = 0  # why the supervisor stopped this attempt, 0 if it did not
     kill_at: float | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class Worker:
