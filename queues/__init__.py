@@ -19,11 +19,15 @@ from typing import Any
 __all__ = [
     "Call",
     "DoNotRetry",
+    "EnqueueError",
+    "InvalidTransition",
     "JobContext",
+    "NowPlus",
     "cancel",
     "discard",
     "enqueue",
     "enqueue_many",
+    "redeliver_expired",
     "retry",
     "task",
 ]
@@ -36,8 +40,13 @@ _EXPORTS = {
     "cancel": "queues.operations",
     "retry": "queues.operations",
     "discard": "queues.operations",
+    "redeliver_expired": "queues.operations",
+    "EnqueueError": "queues.exceptions",
+    "InvalidTransition": "queues.exceptions",
     "DoNotRetry": "queues.exceptions",
     "JobContext": "queues.worker.context",
+    # The database's clock plus n seconds, for other apps' leases and deadlines.
+    "NowPlus": "queues.store.clock",
 }
 
 

@@ -48,6 +48,11 @@ class RelaySettings:
     # Longest traceback and error message kept per attempt.
     MAX_TRACEBACK_CHARS: int = 32_000
     MAX_ERROR_MESSAGE_CHARS: int = 4_000
+    # relay_scheduler: seconds between ticks, and how long a silent leader keeps the lead.
+    SCHEDULER_INTERVAL: float = 10.0
+    SCHEDULER_LEASE: float = 30.0
+    # Where `relay_workflows` and `make run` read workflow files from (relative to BASE_DIR).
+    WORKFLOWS_DIR: str = "workflows"
 
 
 @lru_cache(maxsize=1)
@@ -72,6 +77,8 @@ def _validate(values: RelaySettings) -> None:
         "RESCUE_INTERVAL",
         "DEFAULT_ACK_TIMEOUT",
         "DEFAULT_BACKOFF_FACTOR",
+        "SCHEDULER_INTERVAL",
+        "SCHEDULER_LEASE",
     ]
     for name in positive:
         if not getattr(values, name) > 0:

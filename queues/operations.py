@@ -1,4 +1,4 @@
-"""The public Python API: enqueue, enqueue_many, cancel, retry, discard.
+"""The public Python API: enqueue, enqueue_many, cancel, retry, discard, redeliver_expired.
 
 Enqueue writes through the caller's database connection, so inside `transaction.atomic()` the
 job commits or rolls back with the caller's own writes, and no worker sees it before commit.
@@ -53,6 +53,7 @@ def enqueue(
     ack_timeout: float | None = UNSET,
     tags: Sequence[str] = (),
     meta: dict[str, Any] | None = None,
+    backoff: Backoff | dict[str, float] | None = None,
     **kwargs: Any,
 ) -> Job:
     """Enqueue one job and return it.
@@ -65,7 +66,7 @@ def enqueue(
     definition = registry.resolve(task)
     job = _build(definition, args, kwargs, queue=queue, priority=priority, run_at=run_at,
                  delay=delay, dedup_key=dedup_key, max_attempts=max_attempts, timeout=timeout,
-                 ack_timeout=ack_timeout, tags=tags, meta=meta)
+                 ack_timeout=ack_timeout, tags=tags, meta=meta, backoff=backoff)
     if dedup_key is None:
         job.save(force_insert=True)
         return job
@@ -112,6 +113,12 @@ def discard(job: Job | int, *, user: Any = None, note: str = "") -> Job:
     return store.discard(_pk(job), user=user, note=note)
 
 
+def redeliver_expired() -> int:
+    """Redeliver jobs whose lease ran out or whose worker went silent (workers do this too;
+    the scheduler calls it as a second line). Returns how many jobs were redelivered."""
+    return store.rescue(stale_after=relay_settings().WORKER_STALE_AFTER)
+
+
 def _pk(job: Job | int) -> int:
     return job.pk if isinstance(job, Job) else int(job)
 
@@ -139,7 +146,8 @@ def _build(definition: Task, args: Sequence[Any], kwargs: dict[str, Any], *,
            run_at: datetime | None = None, delay: float | timedelta | None = None,
            dedup_key: str | None = None, max_attempts: int | None = UNSET,
            timeout: float | None = UNSET, ack_timeout: float | None = UNSET,
-           tags: Sequence[str] = (), meta: dict[str, Any] | None = None) -> Job:
+           tags: Sequence[str] = (), meta: dict[str, Any] | None = None,
+           backoff: Backoff | dict[str, float] | None = None) -> Job:
     conf = relay_settings()
     queue_name = queue if queue is not None else (definition.queue or conf.DEFAULT_QUEUE)
     if not isinstance(queue_name, str) or not QUEUE_NAME_RE.match(queue_name):
@@ -178,12 +186,20 @@ def _build(definition: Task, args: Sequence[Any], kwargs: dict[str, Any], *,
     _check_json("arguments", list(args))
     _check_json("keyword arguments", kwargs)
     _check_json("meta", meta or {})
-    backoff = definition.backoff or Backoff(
+    default_backoff = definition.backoff or Backoff(
         base=conf.DEFAULT_BACKOFF_BASE,
         factor=conf.DEFAULT_BACKOFF_FACTOR,
         cap=conf.DEFAULT_BACKOFF_CAP,
         jitter=conf.DEFAULT_BACKOFF_JITTER,
     )
+    if isinstance(backoff, dict):
+        try:
+            backoff = Backoff(**{**default_backoff.as_dict(), **backoff})
+        except (TypeError, ValueError) as exc:
+            raise InvalidOption(f"invalid backoff {backoff!r}: {exc}") from None
+    elif backoff is not None and not isinstance(backoff, Backoff):
+        raise InvalidOption("backoff must be a Backoff or a dict of base, factor, cap, jitter")
+    backoff = backoff or default_backoff
     job = Job(
         task=definition.name,
         queue=queue_name,

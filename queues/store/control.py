@@ -21,7 +21,7 @@ def cancel(job_id: int) -> Job:
             Job.objects.filter(id=job_id).update(
                 state=JobState.CANCELLED, finished_at=Now(), cancel_requested_at=Now()
             )
-            _announce(job_id, JobState.CANCELLED, job.task, job.queue)
+            _announce(job_id, JobState.CANCELLED, job.task, job.queue, job.meta)
         elif job.state == JobState.RUNNING:
             if job.cancel_requested_at is None:
                 Job.objects.filter(id=job_id).update(cancel_requested_at=Now())

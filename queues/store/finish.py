@@ -52,14 +52,14 @@ WITH done AS (
         leased_until = NULL, last_error_type = '', last_error_message = ''
     FROM done
     WHERE j.id = done.id AND j.lease_token = done.token AND j.state = 'running'
-    RETURNING j.id, j.lease_token, j.task, j.queue, j.finished_at
+    RETURNING j.id, j.lease_token, j.task, j.queue, j.meta, j.finished_at
 ), closed AS (
     UPDATE queues_execution AS e
     SET outcome = 'success', finished_at = acked.finished_at, output = done.output
     FROM acked JOIN done ON done.id = acked.id
     WHERE e.job_id = acked.id AND e.lease_token = acked.lease_token
 )
-SELECT id, task, queue FROM acked
+SELECT id, task, queue, meta FROM acked
 """
 
 SQLITE_ACK_JOBS = f"""
@@ -70,7 +70,7 @@ FROM json_each(%(batch)s) AS done
 WHERE queues_job.id = json_extract(done.value, '$.id')
   AND queues_job.lease_token = json_extract(done.value, '$.token')
   AND queues_job.state = 'running'
-RETURNING id, task, queue
+RETURNING id, task, queue, meta
 """
 
 SQLITE_ACK_EXECUTIONS = f"""
@@ -109,8 +109,8 @@ def ack_success(reports: list[Success]) -> list[Success]:
                 )
                 cursor.execute(SQLITE_ACK_EXECUTIONS, {"batch": ok_batch})
     accepted = {row[0] for row in acked}
-    for job_id, task, queue in acked:
-        _announce(job_id, JobState.SUCCESS, task, queue)
+    for job_id, task, queue, meta in acked:
+        _announce(job_id, JobState.SUCCESS, task, queue, meta)
     rejected = [r for r in reports if r.job_id not in accepted]
     for report in rejected:
         _record_late(report.job_id, report.lease_token, Outcome.SUCCESS)
@@ -124,7 +124,8 @@ def finish_failure(report: Failure, *, record_rejection: bool = True) -> str | N
         row = (
             Job.objects.select_for_update()
             .filter(id=report.job_id, lease_token=report.lease_token, state=JobState.RUNNING)
-            .values("task", "queue", "attempts", "max_attempts", "backoff", "cancel_requested_at")
+            .values("task", "queue", "meta", "attempts", "max_attempts", "backoff",
+                    "cancel_requested_at")
             .first()
         )
         if row is None:
@@ -190,7 +191,7 @@ def _apply(report: Failure, row: dict, state: str, delay: float, reason: str) ->
             attempts=row["attempts"],
         )
     if state in (JobState.CANCELLED, JobState.DEAD_LETTER):
-        _announce(report.job_id, state, row["task"], row["queue"])
+        _announce(report.job_id, state, row["task"], row["queue"], row["meta"])
 
 
 def extend_lease(job_id: int, lease_token: int, seconds: float, progress: Any = None,
@@ -226,9 +227,12 @@ def _record_late(job_id: int, lease_token: int, outcome: str) -> None:
     )
 
 
-def _announce(job_id: int, state: str, task: str, queue: str) -> None:
+def _announce(job_id: int, state: str, task: str, queue: str, meta: Any) -> None:
+    if isinstance(meta, str):  # SQLite's RETURNING gives JSON as text
+        meta = json.loads(meta) if meta not in ("", "{}") else {}
+    meta = meta or {}
     transaction.on_commit(
         lambda: job_finished.send(
-            sender=Job, job_id=job_id, state=str(state), task=task, queue=queue
+            sender=Job, job_id=job_id, state=str(state), task=task, queue=queue, meta=meta
         )
     )

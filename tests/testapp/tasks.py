@@ -81,3 +81,17 @@ def ignore_stop(context, seconds: float) -> None:
             time.sleep(0.05)
         except BaseException:  # noqa: BLE001 -- deliberately misbehaving
             _record(context, "ignored stop")
+
+
+@task(name="tests.step", takes_context=True)
+def step(context, name: str, sleep: float = 0, fail_until: str = "", **inputs) -> dict:
+    """A workflow step: records its start and end (key = step name), echoes its inputs, and
+    fails while `fail_until` names a Switch that does not exist yet."""
+    _record(context, "start", name)
+    if sleep:
+        time.sleep(sleep)
+    if fail_until and not Switch.objects.filter(name=fail_until).exists():
+        _record(context, "failed", name)
+        raise RuntimeError(f"{name} failed: {fail_until} not fixed yet")
+    _record(context, "end", name)
+    return {"name": name, "inputs": inputs}
