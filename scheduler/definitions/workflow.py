@@ -240,8 +240,10 @@ class Workflow:
         except SchemaError as exc:
             return [DefinitionError(file, format_path(["input", "schema", *exc.path]),
                                     f"invalid JSON Schema: {exc.message}")]
+        # Defaults may cover only some fields: a run's input supplies the required ones.
+        partial = {key: value for key, value in schema.items() if key != "required"}
         try:
-            Draft202012Validator(schema).validate(self.input_defaults())
+            Draft202012Validator(partial).validate(self.input_defaults())
         except SchemaValidationError as exc:
             return [DefinitionError(file, format_path(["input", "defaults", *exc.path]),
                                     f"defaults do not match the input schema: {exc.message}")]
