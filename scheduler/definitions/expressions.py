@@ -27,7 +27,6 @@ FUNCTIONS = {
     "lower": lambda s: str(s).lower(), "upper": lambda s: str(s).upper(),
 }
 _REFERENCE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-_WHOLE_REFERENCE = re.compile(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
 
 
 def _evaluator(context: dict[str, Any] | None = None) -> EvalWithCompoundTypes:
@@ -129,9 +128,10 @@ def resolve(value: Any, context: dict[str, Any]) -> Any:
     referenced value itself (a number stays a number); references inside longer strings are
     formatted as text."""
     if isinstance(value, str):
-        whole = _WHOLE_REFERENCE.match(value)
-        if whole and _REFERENCE.fullmatch(value.strip()):
-            return evaluate(whole.group(1), context)
+        text = value.strip()
+        found = list(_REFERENCE.finditer(text))
+        if len(found) == 1 and found[0].span() == (0, len(text)):
+            return evaluate(found[0].group(1), context)
         return _REFERENCE.sub(lambda m: _text(evaluate(m.group(1), context)), value)
     if isinstance(value, dict):
         return {key: resolve(item, context) for key, item in value.items()}

@@ -71,7 +71,7 @@ DIAMOND = """
           name: d
           b: "${{ steps.b.output }}"
           c: "${{ steps.c.output.inputs.size * 2 }}"
-          label: "b said ${{ steps.b.output.inputs.from_a }}"
+          label: "b said ${{ steps.b.output.inputs.from_a }}, c said ${{ steps.c.output.name }}"
 """
 
 
@@ -92,7 +92,7 @@ def test_diamond_runs_in_dependency_order_with_b_and_c_in_parallel(start_worker,
         "name": "d",
         "b": {"name": "b", "inputs": {"from_a": "a"}},
         "c": 42,  # a whole reference keeps its type: 21 * 2
-        "label": "b said a",
+        "label": "b said a, c said c",
     }
     assert result["d"].output == {"name": "d", "inputs": {k: v for k, v in
                                                           result["d"].input.items()

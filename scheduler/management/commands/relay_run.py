@@ -1,7 +1,8 @@
 """`manage.py relay_run`: everything on one machine, for trying Relay out (`make run`).
 
 Migrates, creates an admin login (printed, and kept in .relay/ so it stays the same across
-restarts), enqueues example jobs, then runs gunicorn and a worker until Ctrl-C.
+restarts), enqueues example jobs, applies the example workflows and starts two runs, then
+runs gunicorn, a worker and the scheduler until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from queues.registry import registry
 
 
 class Command(BaseCommand):
-    help = "Run Relay's web server and a worker together, with an admin login and examples."
+    help = ("Run Relay's web server, a worker and the scheduler together, with an admin login "
+            "and examples.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000")
@@ -35,6 +37,7 @@ class Command(BaseCommand):
         username, password = self._admin_login()
         if not no_examples:
             self._enqueue_examples()
+            self._start_example_workflows()
         processes = [
             subprocess.Popen([sys.executable, "-m", "gunicorn", "relay_project.wsgi",
                               "--bind", bind, "--workers", "2", "--access-logfile", "-"],
@@ -42,13 +45,15 @@ class Command(BaseCommand):
             subprocess.Popen([sys.executable, "manage.py", "relay_worker",
                               "--queues", "default,reports", "--concurrency", str(concurrency)],
                              cwd=settings.BASE_DIR, start_new_session=True),
+            subprocess.Popen([sys.executable, "manage.py", "relay_scheduler"],
+                             cwd=settings.BASE_DIR, start_new_session=True),
         ]
         # Own sessions: Ctrl-C reaches only this process, which then sends each child exactly
         # one SIGTERM (a second signal would make the worker stop its jobs at once).
         self.stdout.write(self.style.SUCCESS(
             f"\nRelay is running: http://{bind}/admin/\n"
             f"  login:    {username}\n  password: {password}\n"
-            f"  (stored in .relay/admin-password; Ctrl-C stops web and worker)\n"
+            f"  (stored in .relay/admin-password; Ctrl-C stops web, worker and scheduler)\n"
         ))
         stopping = False
 
@@ -80,6 +85,23 @@ class Command(BaseCommand):
         secret.write_text(password + "\n")
         secret.chmod(0o600)
         return username, password
+
+    def _start_example_workflows(self) -> None:
+        """Apply the example workflow files (a new version only if they changed) and start
+        one deploy and one incident runbook; the nightly report runs on its schedule."""
+        from scheduler import engine
+        from scheduler.definitions import sync
+
+        if "examples.checkout" not in registry:
+            return
+        folder = Path(settings.BASE_DIR) / "relay_project" / "examples" / "workflows"
+        sync.apply(folder, created_by="relay_run")
+        engine.start_run("deploy-pipeline", {"service": "billing", "ref": "v2.4.1"},
+                         triggered_by="relay_run example")
+        engine.start_run("incident-runbook", {"service": "search", "error_threshold": 0.0},
+                         triggered_by="relay_run example")
+        self.stdout.write("Applied the example workflows and started two runs "
+                          "(deploy-pipeline, incident-runbook).")
 
     def _enqueue_examples(self) -> None:
         from queues import enqueue
