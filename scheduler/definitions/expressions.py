@@ -30,7 +30,10 @@ _REFERENCE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 
 
 def _evaluator(context: dict[str, Any] | None = None) -> EvalWithCompoundTypes:
-    return EvalWithCompoundTypes(names={**CONSTANTS, **(context or {})}, functions=FUNCTIONS)
+    # A copy: EvalWithCompoundTypes adds list/tuple/dict/set to the dict it is given, which
+    # would silently widen FUNCTIONS (and so what `parse` accepts) beyond the documented set.
+    return EvalWithCompoundTypes(names={**CONSTANTS, **(context or {})},
+                                 functions=dict(FUNCTIONS))
 
 
 @lru_cache(maxsize=1024)

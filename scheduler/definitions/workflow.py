@@ -198,11 +198,14 @@ class Workflow:
                     error((*step.path, "needs", index), f"unknown step or group {need!r}")
                 elif need == step.id or need == step.group:
                     error((*step.path, "needs", index), f"step {step.id!r} cannot need itself")
-        for path in self.group_paths.values():
+        for name, path in self.group_paths.items():
             item = self.spec["steps"][path[1]]
             for index, need in enumerate(item.get("needs", ())):
                 if need not in self.steps and need not in self.groups:
                     error((*path, "needs", index), f"unknown step or group {need!r}")
+                elif need == name or need in self.groups[name]:
+                    error((*path, "needs", index),
+                          f"group {name!r} cannot need itself or one of its own steps")
         if errors:
             return errors
         cycle = self.find_cycle()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import IntegrityError
 
 from queues.conf import relay_settings
 from scheduler.definitions import sync
@@ -51,6 +52,10 @@ class Command(BaseCommand):
             self.stderr.write("\n".join(str(e) for e in exc.errors))
             raise CommandError(f"{len(exc.errors)} invalid workflow definition(s); nothing "
                                f"was stored") from None
+        except IntegrityError:
+            raise CommandError("another apply stored a version of the same workflow at the "
+                               "same time; nothing was stored by this one, run it again to "
+                               "see the plan") from None
         self.stdout.write(result.render())
         stored = [c for c in result.changes if c.action != "unchanged"]
         self.stdout.write(self.style.SUCCESS(
