@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from simpleeval import EvalWithCompoundTypes
+from simpleeval import AttributeDoesNotExist, EvalWithCompoundTypes
 
 from scheduler.definitions.errors import ExpressionError
 
@@ -29,11 +29,22 @@ FUNCTIONS = {
 _REFERENCE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 
 
+class _Evaluator(EvalWithCompoundTypes):
+    def _eval_attribute(self, node: ast.Attribute) -> Any:
+        # On JSON data `a.b` means the key "b": simpleeval tries getattr first, so
+        # `input.items` or `steps.x.output.values` would give a dict method, not the value.
+        value = self._eval(node.value)
+        if isinstance(value, dict) and not node.attr.startswith("_"):
+            if node.attr in value:
+                return value[node.attr]
+            raise AttributeDoesNotExist(node.attr, self.expr)
+        return super()._eval_attribute(node)
+
+
 def _evaluator(context: dict[str, Any] | None = None) -> EvalWithCompoundTypes:
     # A copy: EvalWithCompoundTypes adds list/tuple/dict/set to the dict it is given, which
     # would silently widen FUNCTIONS (and so what `parse` accepts) beyond the documented set.
-    return EvalWithCompoundTypes(names={**CONSTANTS, **(context or {})},
-                                 functions=dict(FUNCTIONS))
+    return _Evaluator(names={**CONSTANTS, **(context or {})}, functions=dict(FUNCTIONS))
 
 
 @lru_cache(maxsize=1024)

@@ -125,8 +125,10 @@ def latest_version(name: str) -> WorkflowDefinition | None:
 
 def spec_diff(old: dict[str, Any], new: dict[str, Any], old_label: str = "stored",
               new_label: str = "file") -> str:
-    before = yaml.safe_dump(old, sort_keys=False, allow_unicode=True).splitlines()
-    after = yaml.safe_dump(new, sort_keys=False, allow_unicode=True).splitlines()
+    # Sorted keys: PostgreSQL's jsonb does not keep the file's key order, so an unsorted dump
+    # of the stored spec would show every reordered key as removed and added again.
+    before = yaml.safe_dump(old, sort_keys=True, allow_unicode=True).splitlines()
+    after = yaml.safe_dump(new, sort_keys=True, allow_unicode=True).splitlines()
     return "\n".join(difflib.unified_diff(before, after, old_label, new_label, lineterm="", n=2))
 
 
