@@ -17,6 +17,25 @@ from scheduler.definitions.schema import WORKFLOW
 from scheduler.definitions.workflow import Workflow
 
 SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class _StrictSafeLoader(yaml.SafeLoader):
+    """yaml's SafeLoader (plain data only), refusing duplicate keys: a second `needs:` or
+    `when:` in one step must not silently replace the first."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # SafeLoader itself refuses unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 _validator = Draft202012Validator(WORKFLOW)
 
 
@@ -96,8 +115,8 @@ def parse_text(text: str, label: str, *, json_format: bool) -> Any:
             return [DefinitionError(label, f"line {exc.lineno}, column {exc.colno}",
                                     f"invalid JSON: {exc.msg}")]
     try:
-        # safe_load builds only plain data: a `!!python/...` tag is an error, never a call.
-        document = yaml.safe_load(text)
+        # A SafeLoader builds only plain data: a `!!python/...` tag is an error, never a call.
+        document = yaml.load(text, Loader=_StrictSafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

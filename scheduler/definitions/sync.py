@@ -71,11 +71,14 @@ def plan(path: str | Path) -> Plan:
     result = Plan(errors=errors)
     if errors:
         return result
+    result.errors = [error for item in loaded if (error := _schedule_clash(item))]
+    if result.errors:
+        return result
     names = set()
     for item in loaded:
         names.add(item.name)
         latest = latest_version(item.name)
-        schedule_change = _schedule_change(item)
+        schedule_change = _schedule_change(item, latest.spec if latest else None)
         if latest is None:
             result.changes.append(Change(item.name, "add", item.file, new_version=1,
                                          schedule=schedule_change))
@@ -105,6 +108,7 @@ def apply(path: str | Path, *, created_by: str = "") -> Plan:
         by_name = {item.name: item for item in load(path)[0]}
         for change in result.changes:
             item = by_name[change.name]
+            previous = latest_version(item.name)
             if change.action in ("add", "change"):
                 # The unique (name, version) constraint makes a concurrent apply of the same
                 # change fail instead of storing two versions.
@@ -115,7 +119,7 @@ def apply(path: str | Path, *, created_by: str = "") -> Plan:
                     source_text=item.source_text, git_commit=commit, created_by=created_by,
                 )
             if change.schedule:
-                _sync_schedule(item)
+                _sync_schedule(item, previous.spec if previous else None)
     return result
 
 
@@ -165,7 +169,35 @@ def _schedule_fields(item: LoadedWorkflow) -> dict[str, Any] | None:
     }
 
 
-def _schedule_change(item: LoadedWorkflow) -> str:
+def _schedule_clash(item: LoadedWorkflow) -> DefinitionError | None:
+    """A schedule of the same name that this workflow's file does not own."""
+    if not item.spec.get("schedule"):
+        return None
+    other = Schedule.objects.filter(name=item.name).first()
+    if other is None or (other.target_kind == Schedule.Target.WORKFLOW
+                         and other.target == item.name):
+        return None
+    return DefinitionError(item.file, "schedule", f"a schedule named {item.name!r} already "
+                           f"exists for {other.target_kind} {other.target!r}; rename or delete "
+                           f"it before this workflow can declare its own")
+
+
+def _enabled_in(spec: dict[str, Any] | None) -> bool | None:
+    schedule = (spec or {}).get("schedule")
+    return None if not schedule else schedule.get("enabled", True)
+
+
+def _enabled_change(item: LoadedWorkflow, previous: dict[str, Any] | None,
+                    current: Schedule) -> bool | None:
+    """The file's `enabled` when the file changed it since the previous version; None keeps
+    what operators set (a pause in the admin survives an unrelated apply)."""
+    wanted, before = _enabled_in(item.spec), _enabled_in(previous)
+    if wanted is not None and wanted != before and wanted != current.enabled:
+        return wanted
+    return None
+
+
+def _schedule_change(item: LoadedWorkflow, previous: dict[str, Any] | None) -> str:
     wanted = _schedule_fields(item)
     current = Schedule.objects.filter(name=item.name, target_kind="workflow").first()
     if wanted is None:
@@ -176,12 +208,15 @@ def _schedule_change(item: LoadedWorkflow) -> str:
         timing = wanted["cron"] or f"every {wanted['interval']}s"
         return f"new: {timing} ({wanted['timezone']})"
     differences = [key for key, value in wanted.items() if getattr(current, key) != value]
+    enabled = _enabled_change(item, previous, current)
+    if enabled is not None:
+        differences.append("enable" if enabled else "disable")
     if differences:
         return "update " + ", ".join(differences)
     return ""
 
 
-def _sync_schedule(item: LoadedWorkflow) -> None:
+def _sync_schedule(item: LoadedWorkflow, previous: dict[str, Any] | None) -> None:
     from scheduler import firing
 
     wanted = _schedule_fields(item)
@@ -198,6 +233,10 @@ def _sync_schedule(item: LoadedWorkflow) -> None:
         retime = True
     else:
         retime = any(getattr(current, key) != wanted[key] for key in timing)
+        enabled = _enabled_change(item, previous, current)
+        if enabled is not None:
+            current.enabled = enabled
+            retime = retime or enabled  # re-enabled: due times from now on, not the backlog
         for key, value in wanted.items():
             setattr(current, key, value)
     if retime or current.next_fire_at is None:

@@ -514,3 +514,51 @@ def test_command_plan_then_apply_on_a_valid_folder(tmp_path):
     out, _ = run_command("apply", str(folder))
     assert out.splitlines()[-2:] == ["No changes.", "Applied: 0 new version(s), 2 unchanged."]
     assert WorkflowDefinition.objects.count() == 2
+
+
+def test_duplicate_yaml_keys_are_refused_not_last_one_wins(db, tmp_path):
+    (tmp_path / "dup.yaml").write_text(
+        "name: dup\nsteps:\n  - id: a\n    task: tests.record\n"
+        "    needs: []\n    when: 'true'\n    when: 'false'\n"
+    )
+    loaded, errors = load(tmp_path)
+    assert loaded == []
+    [error] = errors
+    assert error.path == "line 7, column 5"
+    assert "duplicate key 'when'" in error.message
+
+
+def test_a_schedule_name_owned_by_something_else_is_a_clear_error(db, tmp_path):
+    Schedule.objects.create(name="clash", kind="interval", interval=60, target_kind="task",
+                            target="tests.record")
+    (tmp_path / "clash.yaml").write_text(
+        "name: clash\nschedule: {interval: 60}\nsteps:\n  - id: a\n    task: tests.record\n")
+    with pytest.raises(InvalidDefinitions) as caught:
+        sync.apply(tmp_path)
+    [error] = caught.value.errors
+    assert error.path == "schedule" and "already exists for task 'tests.record'" in error.message
+    assert not WorkflowDefinition.objects.exists()
+
+
+def test_enabled_in_the_file_wins_only_when_the_file_changes_it(db, tmp_path):
+    path = tmp_path / "toggle.yaml"
+    body = "name: toggle\nschedule: {{interval: 60, enabled: {enabled}}}\nsteps:\n" \
+           "  - id: a\n    task: tests.record\n"
+    path.write_text(body.format(enabled="true"))
+    sync.apply(tmp_path)
+    assert Schedule.objects.get(name="toggle").enabled
+    Schedule.objects.filter(name="toggle").update(enabled=False)  # an operator pauses it
+    path.write_text(body.format(enabled="true") + "description: unrelated change\n")
+    sync.apply(tmp_path)
+    assert not Schedule.objects.get(name="toggle").enabled  # the pause survives
+    path.write_text(body.format(enabled="false"))
+    plan = sync.plan(tmp_path)
+    assert plan.changes[0].schedule == ""  # already disabled: nothing to do
+    sync.apply(tmp_path)
+    Schedule.objects.filter(name="toggle").update(enabled=True)
+    path.write_text(body.format(enabled="true"))
+    sync.apply(tmp_path)
+    path.write_text(body.format(enabled="false"))
+    assert "disable" in sync.plan(tmp_path).changes[0].schedule
+    sync.apply(tmp_path)
+    assert not Schedule.objects.get(name="toggle").enabled  # the file turned it off
