@@ -7,9 +7,13 @@ waking up after its lease ran out) hits the key and rolls back.
 
 Times later than `misfire_grace` (the scheduler was down) are *missed*: each is recorded, and the
 misfire policy decides whether the latest of them still runs once (`run_once`) or none does
-(`skip`). Daylight saving follows cron's rules (as in Debian's cron, via cronsim): a time in the
-hour skipped in spring runs at the first minute after the jump; a time in the hour repeated in
-autumn runs once, on its first pass; schedules with a wildcard hour follow real elapsed time.
+(`skip`). Lateness counts from the jittered time. Daylight saving follows cron's rules (as in
+Debian's cron, via cronsim). When neither the minute nor the hour field starts with `*`
+(`30 2 * * *`, `0 9-17 * * *`), a time in the hour skipped in spring runs at the first minute
+after the jump (02:30 -> 03:00) and a time in the hour repeated in autumn runs once, on its
+first pass. When either starts with `*` (`0 * * * *`, `*/15 2 * * *`), the schedule follows real
+elapsed time: its times inside the skipped hour do not happen, and those inside the repeated
+hour run on both passes (an hourly schedule fires 23 times on the spring day, 25 in autumn).
 """
 
 from __future__ import annotations
@@ -119,23 +123,29 @@ def _fire_schedule(schedule_id: int, current: datetime, recorded_by: str,
                 overflow += 1
                 times.pop(0)
             times.append(due)
-        # A time whose jitter has not elapsed yet waits for the next tick.
-        while times and times[-1] + jitter_for(schedule, times[-1]) > current:
-            times.pop()
+        # A time whose jitter has not elapsed yet waits for the next tick, and so does every
+        # later time (a jitter longer than the period must not let an earlier time run early).
+        ready = {}
+        for due in times:
+            offset = jitter_for(schedule, due)
+            if due + offset > current:
+                break
+            ready[due] = offset
+        times = list(ready)
         if not times:
             return
-        late = [t for t in times if current - t > grace]
-        on_time = [t for t in times if current - t <= grace]
+        # Lateness counts from the jittered time: the jitter itself is never a misfire.
+        late = [t for t in times if current - (t + ready[t]) > grace]
+        on_time = [t for t in times if current - (t + ready[t]) <= grace]
         once = late[-1] if late and schedule.misfire_policy == Schedule.Misfire.RUN_ONCE else None
         for due in late:
             if due == once:
                 note = (f"ran once for {len(late) + overflow} missed time(s) "
                         f"(misfire policy run_once)")
                 _fire(schedule, due, current, recorded_by, result, note=note)
-            else:
-                _record(schedule, due, Firing.Outcome.MISSED, recorded_by,
-                        note=f"scheduler was not running; misfire policy "
-                             f"{schedule.misfire_policy}")
+            elif _record(schedule, due, Firing.Outcome.MISSED, recorded_by,
+                         note=f"scheduler was not running; misfire policy "
+                              f"{schedule.misfire_policy}"):
                 result.missed += 1
         for due in on_time:
             _fire(schedule, due, current, recorded_by, result)
