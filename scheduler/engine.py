@@ -24,6 +24,7 @@ from scheduler.definitions.errors import ExpressionError
 from scheduler.models import (
     RUN_ACTIVE_STATES,
     STEP_DONE_STATES,
+    Firing,
     RunState,
     Schedule,
     StepRun,
@@ -264,6 +265,9 @@ def start_queued(schedule_id: int) -> WorkflowRun | None:
         run.state = RunState.RUNNING
         run.started_at = timezone.now()
         run.save(update_fields=["state", "started_at"])
+        Firing.objects.filter(run=run, outcome=Firing.Outcome.QUEUED).update(
+            outcome=Firing.Outcome.FIRED, fired_at=run.started_at,
+            note="started when the previous run ended (overlap policy queue)")
         _advance(run, Workflow(run.definition.spec))
     return run
 
