@@ -12,6 +12,7 @@ calls `sweep()`, which catches any outcome a crashed process did not pass on.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -102,8 +103,6 @@ def _check_input(flow: Workflow, input: dict[str, Any] | None) -> dict[str, Any]
             where = ".".join(str(p) for p in error.absolute_path) or "input"
             raise InvalidInput(f"{where}: {error.message}")
     try:
-        import json
-
         json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"workflow input must be JSON: {exc}") from None
