@@ -13,14 +13,17 @@ from queues.store.finish import (
     finish_failure,
     set_progress,
 )
+from queues.store.notify import Listener, announce
 from queues.store.rescue import rescue
 from queues.store.workers import heartbeat, lease_report, register_worker, stop_worker
 
 __all__ = [
     "Claimed",
     "Failure",
+    "Listener",
     "Success",
     "ack_success",
+    "announce",
     "cancel",
     "claim",
     "discard",

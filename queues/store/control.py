@@ -11,6 +11,7 @@ from django.db.models.functions import Now
 from queues.exceptions import InvalidTransition
 from queues.models import WAITING_STATES, DeadLetter, Job, JobState
 from queues.store.finish import _announce
+from queues.store.notify import announce
 
 
 def cancel(job_id: int) -> Job:
@@ -57,6 +58,7 @@ def retry(job_id: int, *, user: Any = None, note: str = "") -> Job:
                 f"Job #{job_id} is {job.state}; only failed, dead-lettered or cancelled jobs "
                 f"can be retried"
             )
+        announce([job.queue])
     job.refresh_from_db()
     return job
 

@@ -78,6 +78,9 @@ class Worker:
         self.db_backoff_until = 0.0
         self.db_failures = 0
         self._ctx = multiprocessing.get_context("fork")
+        self.listener = (store.Listener(queues, name=self.name) if store.Listener.supported()
+                         else None)
+        self.woken = False  # a notification said a job of ours is due
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -95,6 +98,8 @@ class Worker:
         try:
             self._loop()
         finally:
+            if self.listener is not None:
+                self.listener.close()
             self._stop_children()
             self._flush(final=True)
             self._quietly(store.stop_worker, self.worker_id)
@@ -158,6 +163,9 @@ class Worker:
                     self._db(store.rescue, stale_after=conf.WORKER_STALE_AFTER)
                     next_rescue = now + conf.RESCUE_INTERVAL
                 free = self._free()
+                if self.woken:
+                    self.woken = False
+                    next_claim = min(next_claim, now)
                 if not stopping and free and now >= next_claim:
                     claimed = self._claim(len(free), now)
                     if claimed is None:
@@ -198,6 +206,13 @@ class Worker:
 
     def _wait(self, timeout: float) -> None:
         waitables: list[Any] = [self._wake_r]
+        listen_fd = self.listener.fileno() if self.listener is not None and not (
+            self.stopping_since) else None
+        if listen_fd is not None:
+            waitables.append(listen_fd)
+            if self.listener.take_resumed():
+                self.woken = True  # what was announced while it was away is due now
+                timeout = 0
         by_object: dict[Any, Slot] = {}
         for slot in self.slots:
             if slot.channel is not None:
@@ -209,6 +224,10 @@ class Worker:
         ready = wait(waitables, timeout=timeout)
         dead = []
         for obj in ready:
+            if listen_fd is not None and obj == listen_fd:
+                if self.listener.drain():
+                    self.woken = True
+                continue
             if obj is self._wake_r:
                 try:
                     while self._wake_r.recv(512):
@@ -464,8 +483,9 @@ class Worker:
     def _spawn(self, slot: Slot) -> None:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         slot.interrupt = self._ctx.RawArray("q", 2)
+        inherited = self.listener.fileno() if self.listener is not None else None
         process = self._ctx.Process(
-            target=child_main, args=(child_end, slot.interrupt, os.getpid()),
+            target=_child_entry, args=(child_end, slot.interrupt, os.getpid(), inherited),
             name=f"relay-handler-{slot.index}", daemon=True,
         )
         process.start()
@@ -520,3 +540,12 @@ class Worker:
             func(*args)
         except _DB_ERRORS as exc:
             logger.error("database error during shutdown: %s", exc)
+
+
+def _child_entry(channel: Any, interrupt: Any, parent_pid: int, inherited_fd: int | None) -> None:
+    if inherited_fd is not None:
+        try:
+            os.close(inherited_fd)  # the supervisor's LISTEN socket is not the handler's
+        except OSError:
+            pass
+    child_main(channel, interrupt, parent_pid)

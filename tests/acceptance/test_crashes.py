@@ -99,7 +99,15 @@ def test_worker_reconnects_after_its_database_connection_is_killed(start_worker,
     wait_for(lambda: Worker.objects.filter(pid=worker.pid).exists(), message="worker to start")
 
     def terminate_worker_sessions() -> int:
+        """Once the supervisor's own session exists (besides its LISTEN session), terminate
+        every session of the worker."""
         with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND application_name NOT LIKE 'relay listener%%'"
+            )
+            if not cursor.fetchone()[0]:
+                return 0
             cursor.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
