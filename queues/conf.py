@@ -33,7 +33,13 @@ class RelaySettings:
     DEFAULT_ACK_TIMEOUT: float = 300.0
     # Handler processes per worker when --concurrency is not given (0 = number of CPUs).
     WORKER_CONCURRENCY: int = 0
-    # How often an idle worker looks for due jobs.
+    # Most jobs a worker claims ahead of free handlers, so that claims and acks of short jobs
+    # go in batches. The number held adapts to how long recent jobs took (about 50 ms of work;
+    # none for slow jobs); 0 claims only for free handlers. A job held longer than
+    # PREFETCH_HOLD (its handlers all busy) is handed back unstarted for other workers.
+    WORKER_PREFETCH: int = 64
+    PREFETCH_HOLD: float = 1.0
+    # How often an idle worker looks for due jobs (PostgreSQL workers are also woken at once).
     POLL_INTERVAL: float = 1.0
     # How often a worker records that it is alive and checks its jobs for cancel requests.
     HEARTBEAT_INTERVAL: float = 5.0

@@ -3,7 +3,7 @@
 Each function is one guarded transition; the SQL for each database lives next to it.
 """
 
-from queues.store.claim import Claimed, claim
+from queues.store.claim import Claimed, claim, release_unstarted
 from queues.store.control import cancel, discard, retry
 from queues.store.finish import (
     Failure,
@@ -32,6 +32,7 @@ __all__ = [
     "heartbeat",
     "lease_report",
     "register_worker",
+    "release_unstarted",
     "rescue",
     "retry",
     "set_progress",

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import F
 
+from queues.models import Execution, Job
 from queues.store.clock import POSTGRES_NOW, SQLITE_NOW, postgres_now_plus, sqlite_now_plus
 
 _RETURNING = (
@@ -118,7 +120,9 @@ def claim(*, worker_id: int, queues: list[str], tasks: list[str], limit: int) ->
 
 def _claim_postgres(worker_id: int, queues: list[str], tasks: list[str], limit: int) -> list:
     params = {"queues": queues, "tasks": tasks, "limit": limit, "worker": worker_id}
-    with transaction.atomic(), connection.cursor() as cursor:
+    # One statement is its own transaction: no BEGIN/COMMIT round trips around it. (Inside a
+    # caller's atomic block it simply joins that transaction.)
+    with connection.cursor() as cursor:
         cursor.execute(POSTGRES_CLAIM, params)
         return cursor.fetchall()
 
@@ -167,3 +171,20 @@ def _as_datetime(value: Any) -> datetime:
     if not isinstance(value, datetime):
         value = datetime.fromisoformat(str(value))
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def release_unstarted(deliveries: list[tuple[int, int]]) -> int:
+    """Hand back claimed jobs whose handler never started (a worker's prefetch buffer on
+    shutdown, or held too long behind busy handlers): the claim is undone -- the job is due
+    again, the attempt is not counted and its Execution row, which never ran, is removed.
+    Fenced by lease token. Returns how many were released."""
+    released = 0
+    with transaction.atomic():
+        for job_id, token in deliveries:
+            done = Job.objects.filter(id=job_id, lease_token=token, state="running").update(
+                state="scheduled", attempts=F("attempts") - 1, leased_until=None, worker=None)
+            if done:
+                Execution.objects.filter(job_id=job_id, lease_token=token,
+                                         outcome__isnull=True).delete()
+                released += done
+    return released

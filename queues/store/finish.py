@@ -90,7 +90,8 @@ def ack_success(reports: list[Success]) -> list[Success]:
     if connection.vendor == "postgresql":
         batch = json.dumps([{"id": r.job_id, "token": r.lease_token, "output": r.output}
                             for r in reports])
-        with transaction.atomic(), connection.cursor() as cursor:
+        # One statement, so one implicit transaction: no BEGIN/COMMIT round trips.
+        with connection.cursor() as cursor:
             cursor.execute(POSTGRES_ACK, {"batch": batch})
             acked = cursor.fetchall()
     else:

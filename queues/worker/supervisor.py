@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -41,6 +42,13 @@ _OUTCOME_FOR_REASON = {
     REASON_SHUTDOWN: Outcome.LOST,
 }
 _DB_ERRORS = (DatabaseError, InterfaceError)
+# Successes are acknowledged in batches: when this many are waiting, when the oldest has
+# waited this long, or when nothing else is running.
+ACK_BATCH = 200
+ACK_DELAY = 0.02
+# Prefetch adapts to how long jobs take: hold as many as the handlers are expected to start
+# within this window (none for slow jobs, up to WORKER_PREFETCH for very short ones).
+PREFETCH_WINDOW = 0.05
 
 
 @dataclass
@@ -71,7 +79,13 @@ class Worker:
         self.tasks = registry.names()
         self.worker_id: int | None = None
         self.slots = [Slot(index=i) for i in range(concurrency)]
+        # Claimed ahead of free handlers (claimed job, monotonic claim time), started in order.
+        self.ready: deque[tuple[Claimed, float]] = deque()
+        self.prefetch_cap = max(0, self.conf.WORKER_PREFETCH)
+        self.prefetch = 0  # current target, from the recent average duration of jobs
+        self.avg_duration: float | None = None
         self.successes: list[tuple[Success, Slot | None, Claimed, float]] = []
+        self.successes_since = 0.0  # monotonic time of the oldest unacknowledged success
         self.failures: list[tuple[Failure, Claimed, float]] = []
         self.stop_signals = 0
         self.stopping_since: float | None = None
@@ -150,6 +164,8 @@ class Worker:
             stopping = self.stopping_since is not None
             # Done draining. Reports that cannot reach the database yet keep the worker trying
             # (their leases would otherwise expire into redeliveries) -- unless told twice.
+            if stopping and self.ready:
+                self._release_ready(list(self.ready))
             if stopping and not self._busy() and (not self._pending() or self.stop_signals > 1):
                 return
             if stopping:
@@ -162,33 +178,40 @@ class Worker:
                 if now >= next_rescue and not stopping:
                     self._db(store.rescue, stale_after=conf.WORKER_STALE_AFTER)
                     next_rescue = now + conf.RESCUE_INTERVAL
-                free = self._free()
                 if self.woken:
                     self.woken = False
                     next_claim = min(next_claim, now)
-                if not stopping and free and now >= next_claim:
-                    claimed = self._claim(len(free), now)
+                self._start_ready(now)
+                want = self._want()
+                if not stopping and want and now >= next_claim:
+                    claimed = self._claim(want, now)
                     if claimed is None:
                         next_claim = now + conf.POLL_INTERVAL
-                    elif len(claimed) < len(free):
+                    elif len(claimed) < want:
                         next_claim = now + conf.POLL_INTERVAL
-                        if not claimed and self.burst and not self._busy() and not self._pending():
+                        if (not claimed and self.burst and not self._busy() and not self.ready
+                                and not self._pending()):
                             return
                     else:
-                        next_claim = now  # there may be more: claim again when a slot frees
+                        next_claim = now  # there may be more: claim again when there is room
+                self._hold_expired(now)
             self._enforce_deadlines(time.monotonic())
             timers = [next_heartbeat]
             if not stopping:
                 timers.append(next_rescue)
-                if self._free():
+                if self._want():
                     timers.append(next_claim)
+                if self.ready:
+                    timers.append(self.ready[0][1] + self.conf.PREFETCH_HOLD)
             self._wait(self._wait_timeout(timers))
 
     def _wait_timeout(self, timers: list[float]) -> float:
         """Seconds until the next thing to do: 0 if something is already due."""
-        if self._pending():
+        if self.failures or (self.successes and not self._busy() and not self.ready):
             return 0.0
         candidates = list(timers)
+        if self.successes:
+            candidates.append(self.successes_since + ACK_DELAY)
         for slot in self._busy():
             if slot.reason:  # already told to stop: only the kill deadline is left
                 if slot.kill_at is not None:
@@ -254,18 +277,57 @@ class Worker:
         )
         if claimed is None:
             return None
-        free = self._free()
-        for job in claimed:
-            self._dispatch(free.pop(0), job, now)
+        self.ready.extend((job, now) for job in claimed)
+        self._start_ready(now)
         return claimed
 
-    def _dispatch(self, slot: Slot, job: Claimed, started: float) -> None:
+    def _observe(self, duration: float) -> None:
+        self.avg_duration = duration if self.avg_duration is None else (
+            0.8 * self.avg_duration + 0.2 * duration)
+        expected = self.concurrency * PREFETCH_WINDOW / max(self.avg_duration, 1e-4)
+        self.prefetch = min(self.prefetch_cap, int(expected))
+
+    def _want(self) -> int:
+        """How many jobs to claim now: enough for the free handlers plus the prefetch buffer,
+        asked for only once the buffer is at most half full (so claims come in batches)."""
+        free = len(self._free())
+        if self.ready and len(self.ready) > self.prefetch // 2:
+            return 0
+        room = free + self.prefetch - len(self.ready)
+        return room if (free and not self.ready) or room > self.prefetch // 2 else 0
+
+    def _start_ready(self, now: float) -> None:
+        free = self._free()
+        while free and self.ready:
+            job, claimed_at = self.ready.popleft()
+            self._dispatch(free.pop(0), job, claimed_at, now)
+
+    def _hold_expired(self, now: float) -> None:
+        """Jobs held in the buffer while every handler stays busy go back to the queue."""
+        stale = [entry for entry in self.ready if now - entry[1] >= self.conf.PREFETCH_HOLD]
+        if stale:
+            self._release_ready(stale)
+            # The handlers are on long work: hold nothing more until one of them finishes.
+            self.prefetch = 0
+
+    def _release_ready(self, entries: list[tuple[Claimed, float]]) -> None:
+        released = self._db(store.release_unstarted,
+                            [(job.id, job.lease_token) for job, _ in entries])
+        if released is None:
+            return  # database away: keep them; their leases expire into redeliveries
+        for entry in entries:
+            self.ready.remove(entry)
+        logger.info("handed back %d prefetched job(s) unstarted", released,
+                    extra={"worker": self.name, "released": released})
+
+    def _dispatch(self, slot: Slot, job: Claimed, claimed_at: float, now: float) -> None:
         slot.job = job
-        slot.started = started
+        slot.started = now
         slot.reason = 0
         slot.kill_at = None
-        slot.time_limit_at = started + job.timeout if job.timeout else None
-        slot.lease_until = started + job.ack_timeout - self._lease_margin(job.ack_timeout)
+        slot.time_limit_at = now + job.timeout if job.timeout else None
+        # The lease runs from the claim, not from the start.
+        slot.lease_until = claimed_at + job.ack_timeout - self._lease_margin(job.ack_timeout)
         slot.interrupt[0] = 0
         slot.interrupt[1] = 0
         payload = {
@@ -318,7 +380,10 @@ class Worker:
     def _on_done(self, slot: Slot, report: dict) -> None:
         job = slot.job
         duration = time.monotonic() - slot.started
+        self._observe(duration)
         if report["kind"] == "success":
+            if not self.successes:
+                self.successes_since = time.monotonic()
             self.successes.append((Success(job.id, job.lease_token, report["output"]), slot, job,
                                    duration))
         else:
@@ -426,24 +491,40 @@ class Worker:
             logger.warning("worker %s was presumed dead (frozen or cut off); its jobs were "
                            "redelivered, resuming", self.name, extra={"worker": self.name})
         busy = {slot.job.id: slot for slot in self._busy()}
-        if not busy:
+        held = {job.id: (job, claimed_at) for job, claimed_at in self.ready}
+        if not busy and not held:
             return
-        result = self._db(store.lease_report, self.worker_id,
-                          {job_id: slot.job.lease_token for job_id, slot in busy.items()})
+        leases = {job_id: slot.job.lease_token for job_id, slot in busy.items()}
+        leases.update({job_id: entry[0].lease_token for job_id, entry in held.items()})
+        result = self._db(store.lease_report, self.worker_id, leases)
         if result is None:
             return
         gone, cancel = result
         for job_id in gone:
+            if job_id in held:
+                self.ready.remove(held[job_id])  # never started here; nothing to stop
+                continue
             logger.warning("job %s: lease taken over by another delivery; stopping it here",
                            job_id, extra={"job_id": job_id})
             self._interrupt(busy[job_id], REASON_LEASE)
         for job_id in cancel:
+            if job_id in held:
+                job, _ = held[job_id]
+                self.ready.remove(held[job_id])
+                self.failures.append((Failure(
+                    job_id=job.id, lease_token=job.lease_token, outcome=Outcome.CANCELLED,
+                    error_type="queues.exceptions.JobCancelled",
+                    error_message="cancelled by request before it started"), job, 0.0))
+                continue
             self._interrupt(busy[job_id], REASON_CANCEL)
 
     # --- acknowledging --------------------------------------------------------------------------
 
     def _flush(self, final: bool = False) -> None:
-        if self.successes:
+        idle = not self._busy() and not self.ready
+        due = (final or idle or len(self.successes) >= ACK_BATCH
+               or time.monotonic() - self.successes_since >= ACK_DELAY)
+        if self.successes and due:
             batch = self.successes
             rejected = self._db(store.ack_success, [entry[0] for entry in batch])
             if rejected is None:

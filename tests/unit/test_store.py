@@ -119,3 +119,19 @@ def test_backoff_schedule():
     assert Backoff(base=1, factor=2, cap=3600, jitter=0).delay(10_000) == 3600
     jittered = [Backoff(base=10, jitter=0.1).delay(1) for _ in range(200)]
     assert all(9 <= d <= 11 for d in jittered) and len(set(jittered)) > 1
+
+
+def test_release_unstarted_undoes_the_claim_and_is_fenced(worker_id):
+    job = enqueue("tests.record", "held")
+    [first] = claim(worker_id)
+    assert store.release_unstarted([(first.id, first.lease_token + 1)]) == 0  # wrong token
+    assert Job.objects.get(pk=job.pk).state == JobState.RUNNING
+    assert store.release_unstarted([(first.id, first.lease_token)]) == 1
+    released = Job.objects.get(pk=job.pk)
+    assert (released.state, released.attempts, released.worker_id, released.leased_until) == (
+        JobState.SCHEDULED, 0, None, None)
+    assert not Execution.objects.filter(job=released).exists()  # it never started
+    [again] = claim(worker_id)
+    assert (again.id, again.attempt, again.lease_token) == (job.pk, 1, first.lease_token + 1)
+    assert store.release_unstarted([(first.id, first.lease_token)]) == 0  # stale delivery
+    assert Execution.objects.filter(job=released).count() == 1
