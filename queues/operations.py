@@ -74,28 +74,65 @@ def enqueue(
 
 
 def enqueue_many(task: TaskRef, calls: Iterable[Call | Sequence[Any] | dict[str, Any]], *,
-                 batch_size: int = 1000, **options: Any) -> list[Job]:
-    """Enqueue many jobs of one task in bulk (no dedup keys). `calls` items are `Call`s, tuples
-    of positional arguments, or dicts of keyword arguments. Every item is validated before
-    anything is written."""
+                 batch_size: int = 5000, **options: Any) -> JobBatch:
+    """Enqueue many jobs of one task in bulk (no dedup keys), atomically. `calls` items are
+    `Call`s, tuples of positional arguments, or dicts of keyword arguments. Every item is
+    validated before anything is written. Returns the jobs as a sequence (ids at once, `Job`
+    objects built when accessed)."""
     if "dedup_key" in options:
         raise InvalidOption("enqueue_many does not take dedup_key; use enqueue() per job")
     definition = registry.resolve(task)
-    jobs = []
+    template = _build(definition, (), {}, dedup_key=None, **options)
+    rows: list[tuple[list, dict]] = []
     for call in calls:
         if isinstance(call, Call):
-            args, kwargs = tuple(call.args), dict(call.kwargs)
+            rows.append((list(call.args), dict(call.kwargs)))
         elif isinstance(call, dict):
-            args, kwargs = (), dict(call)
+            rows.append(([], dict(call)))
         elif isinstance(call, (list, tuple)):
-            args, kwargs = tuple(call), {}
+            rows.append((list(call), {}))
         else:
             raise InvalidPayload(
                 f"enqueue_many items must be Call, tuple or dict, not {type(call).__name__}"
             )
-        jobs.append(_build(definition, args, kwargs, dedup_key=None, **options))
+    try:
+        json.dumps(rows, allow_nan=False)
+    except (TypeError, ValueError):
+        for index, (args, kwargs) in enumerate(rows):  # name the first bad item
+            _check_json(f"arguments of item {index}", args)
+            _check_json(f"keyword arguments of item {index}", kwargs)
+        raise
+    delay = options.get("delay")
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
     with transaction.atomic():
-        return Job.objects.bulk_create(jobs, batch_size=batch_size)
+        ids = store.insert_jobs(template, rows, delay=seconds, batch_size=batch_size)
+    return JobBatch(ids, template, rows)
+
+
+class JobBatch(Sequence[Job]):
+    """The jobs enqueue_many created, in order: `ids` at once, `Job` objects on access (rows
+    as inserted; the due time is the database's, so it is left unset here)."""
+
+    def __init__(self, ids: list[int], template: Job, rows: list[tuple[list, dict]]) -> None:
+        self.ids = ids
+        self._template = template
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        args, kwargs = self._rows[index]
+        t = self._template
+        return Job(id=self.ids[index], task=t.task, queue=t.queue, priority=t.priority,
+                   args=args, kwargs=kwargs, tags=list(t.tags), meta=dict(t.meta),
+                   max_attempts=t.max_attempts, backoff=dict(t.backoff), timeout=t.timeout,
+                   ack_timeout=t.ack_timeout)
+
+    def __repr__(self) -> str:
+        return f"<JobBatch of {len(self)} job(s)>"
 
 
 def cancel(job: Job | int) -> Job:

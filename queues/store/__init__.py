@@ -13,7 +13,8 @@ from queues.store.finish import (
     finish_failure,
     set_progress,
 )
-from queues.store.notify import Listener, announce
+from queues.store.insert import insert_jobs
+from queues.store.notify import Listener, announce, data_version, has_due
 from queues.store.rescue import rescue
 from queues.store.workers import heartbeat, lease_report, register_worker, stop_worker
 
@@ -26,10 +27,13 @@ __all__ = [
     "announce",
     "cancel",
     "claim",
+    "data_version",
     "discard",
     "extend_lease",
     "finish_failure",
+    "has_due",
     "heartbeat",
+    "insert_jobs",
     "lease_report",
     "register_worker",
     "release_unstarted",

@@ -24,17 +24,39 @@ _RETURNING = (
     "timeout, ack_timeout, created_at, started_at"
 )
 
-POSTGRES_CLAIM = f"""
-WITH picked AS (
+# Per queue, the partial index job_claim_idx (queue, priority DESC, id) WHERE waiting yields
+# due jobs already in claim order: the scan reads only waiting rows, however many finished
+# ones the table holds, and never sorts the backlog. Several queues: the same walk per queue
+# (LATERAL), then the best `limit` of those few candidates.
+_PICK_ONE_QUEUE = f"""
     SELECT id FROM queues_job
     WHERE state IN ('scheduled', 'failed')
       AND run_at <= {POSTGRES_NOW}
-      AND queue = ANY(%(queues)s)
+      AND queue = %(queue)s
       AND task = ANY(%(tasks)s)
     ORDER BY priority DESC, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-), claimed AS (
+"""
+
+_PICK_QUEUES = f"""
+    SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT id, priority FROM queues_job
+        WHERE state IN ('scheduled', 'failed')
+          AND run_at <= {POSTGRES_NOW}
+          AND queue = q.name
+          AND task = ANY(%(tasks)s)
+        ORDER BY priority DESC, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.priority DESC, c.id
+    LIMIT %(limit)s
+"""
+
+POSTGRES_CLAIM = f"""
+WITH picked AS ({{pick}}), claimed AS (
     UPDATE queues_job AS j
     SET state = 'running',
         attempts = j.attempts + 1,
@@ -55,6 +77,11 @@ WITH picked AS (
 )
 SELECT {_RETURNING} FROM claimed
 """
+
+
+def postgres_claim_sql(queues: list[str]) -> str:
+    return POSTGRES_CLAIM.replace("{pick}", _PICK_ONE_QUEUE if len(queues) == 1
+                                  else _PICK_QUEUES)
 
 SQLITE_CLAIM = f"""
 UPDATE queues_job
@@ -119,11 +146,12 @@ def claim(*, worker_id: int, queues: list[str], tasks: list[str], limit: int) ->
 
 
 def _claim_postgres(worker_id: int, queues: list[str], tasks: list[str], limit: int) -> list:
-    params = {"queues": queues, "tasks": tasks, "limit": limit, "worker": worker_id}
+    params = {"queues": queues, "queue": queues[0], "tasks": tasks, "limit": limit,
+              "worker": worker_id}
     # One statement is its own transaction: no BEGIN/COMMIT round trips around it. (Inside a
     # caller's atomic block it simply joins that transaction.)
     with connection.cursor() as cursor:
-        cursor.execute(POSTGRES_CLAIM, params)
+        cursor.execute(postgres_claim_sql(queues), params)
         return cursor.fetchall()
 
 

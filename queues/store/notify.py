@@ -8,7 +8,9 @@ Each worker keeps one extra connection that LISTENs; the supervisor waits on its
 together with its handler pipes, so an idle worker claims a new job within a round trip
 instead of at its next poll. Polling stays as the fallback: a notification missed while the
 listener reconnects, or a retry whose backoff ends, costs at most POLL_INTERVAL.
-SQLite has no such channel; workers there poll.
+SQLite has no such channel. There an idle worker reads `PRAGMA data_version` every few
+milliseconds -- a counter that moves when another connection commits, read without touching a
+table or taking a lock -- and when it moved, claims if a read finds a due job of its own.
 """
 
 from __future__ import annotations
@@ -32,6 +34,20 @@ def announce(queues: Iterable[str]) -> None:
     with connection.cursor() as cursor:
         for queue in sorted(set(queues)):
             cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, queue])
+
+
+def data_version() -> int:
+    """SQLite: changes whenever another connection has committed since the last call."""
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA data_version")
+        return cursor.fetchone()[0]
+
+
+def has_due(queues: list[str], tasks: list[str]) -> bool:
+    """A read (no write lock, so SQLite writers are not held up): is a job of ours due?"""
+    from queues.models import Job
+
+    return Job.objects.due().filter(queue__in=queues, task__in=tasks).exists()
 
 
 class Listener:

@@ -49,6 +49,8 @@ ACK_DELAY = 0.02
 # Prefetch adapts to how long jobs take: hold as many as the handlers are expected to start
 # within this window (none for slow jobs, up to WORKER_PREFETCH for very short ones).
 PREFETCH_WINDOW = 0.05
+# SQLite: how often an idle worker checks whether another connection committed something.
+SQLITE_PROBE_INTERVAL = 0.01
 
 
 @dataclass
@@ -95,6 +97,8 @@ class Worker:
         self.listener = (store.Listener(queues, name=self.name) if store.Listener.supported()
                          else None)
         self.woken = False  # a notification said a job of ours is due
+        self.probe = connections["default"].vendor == "sqlite"
+        self.seen_version: int | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -154,6 +158,7 @@ class Worker:
         next_heartbeat = now + conf.HEARTBEAT_INTERVAL
         next_rescue = now  # rescue once at start: the previous worker on this box may have died
         next_claim = now
+        next_probe = now
         while True:
             now = time.monotonic()
             if self.stop_signals and self.stopping_since is None:
@@ -178,6 +183,12 @@ class Worker:
                 if now >= next_rescue and not stopping:
                     self._db(store.rescue, stale_after=conf.WORKER_STALE_AFTER)
                     next_rescue = now + conf.RESCUE_INTERVAL
+                if self.probe and now >= next_probe and next_claim > now and self._want():
+                    version = self._db(store.data_version)
+                    if version is not None and version != self.seen_version:
+                        self.seen_version = version
+                        self.woken = bool(self._db(store.has_due, self.queues, self.tasks))
+                    next_probe = now + SQLITE_PROBE_INTERVAL
                 if self.woken:
                     self.woken = False
                     next_claim = min(next_claim, now)
@@ -201,6 +212,8 @@ class Worker:
                 timers.append(next_rescue)
                 if self._want():
                     timers.append(next_claim)
+                    if self.probe:
+                        timers.append(next_probe)
                 if self.ready:
                     timers.append(self.ready[0][1] + self.conf.PREFETCH_HOLD)
             self._wait(self._wait_timeout(timers))

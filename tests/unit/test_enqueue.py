@@ -126,3 +126,33 @@ def test_task_options_become_job_defaults_and_callers_override_them():
         assert (override.queue, override.max_attempts, override.priority) == ("fast", 2, -1)
     finally:
         registry.unregister("tests.configured")
+
+
+def test_enqueue_many_stores_each_job_with_the_shared_options_in_order():
+    calls = [(f"k{i}",) for i in range(12)] + [{"key": "kw"}]
+    jobs = enqueue_many("tests.record", calls, queue="bulk", priority=7, max_attempts=2,
+                        timeout=9, tags=["t"], meta={"m": 1}, backoff={"base": 3},
+                        delay=60, batch_size=5)  # three INSERT batches
+    assert len(jobs) == 13 and jobs.ids == sorted(jobs.ids)
+    rows = {row["id"]: row for row in Job.objects.values()}
+    for index, job_id in enumerate(jobs.ids):
+        row = rows[job_id]
+        expected_args, expected_kwargs = ([], {"key": "kw"}) if index == 12 else ([f"k{index}"],
+                                                                                  {})
+        assert (row["args"], row["kwargs"]) == (expected_args, expected_kwargs)
+        assert (row["queue"], row["priority"], row["max_attempts"], row["timeout"]) == (
+            "bulk", 7, 2, 9)
+        assert (row["tags"], row["meta"], row["backoff"]["base"]) == (["t"], {"m": 1}, 3)
+        assert (row["state"], row["attempts"], row["lease_token"]) == ("scheduled", 0, 0)
+        waits = (row["run_at"] - row["created_at"]).total_seconds()
+        assert 59 <= waits <= 61
+    assert jobs[12].kwargs == {"key": "kw"} and jobs[0].pk == jobs.ids[0]
+    assert [j.pk for j in jobs[1:3]] == jobs.ids[1:3]
+
+
+def test_enqueue_many_names_the_bad_item_and_writes_nothing():
+    with pytest.raises(InvalidPayload, match="item 2"):
+        enqueue_many("tests.record", [("a",), ("b",), (object(),)])
+    with pytest.raises(InvalidOption, match="priority"):
+        enqueue_many("tests.record", [("a",)], priority=500)
+    assert not Job.objects.exists()

@@ -1,9 +1,12 @@
 """`manage.py relay_bench --jobs N --workers M`: throughput and latency, measured for real.
 
 Each run starts M `relay_worker` processes on a private queue and measures:
-  - bulk enqueue rate (jobs/s) of N no-op jobs, and single enqueue() calls per second
-  - drain rate: N no-op jobs from commit to the last acknowledgement (jobs/s)
   - enqueue-to-start latency of single jobs on idle workers (p50/p99, database clock)
+  - bulk enqueue rate (jobs/s) of N no-op jobs, and single enqueue() calls per second, both
+    into a queue no worker serves (the producer's own speed, not competing with claims)
+  - drain rate: N no-op jobs from commit to the last acknowledgement (jobs/s)
+Between runs the benchmark's rows are deleted and, on PostgreSQL, the tables vacuumed, so
+every run starts from the same table state.
 It prints each run and the median over --runs. Run it against a database you can write to.
 """
 
@@ -26,6 +29,7 @@ from queues.management.processes import terminate
 from queues.models import Job, JobState, Worker
 
 QUEUE = "relay-bench"
+IDLE_QUEUE = "relay-bench-idle"  # enqueue-rate measurements: no worker serves it
 
 
 class Command(BaseCommand):
@@ -65,29 +69,31 @@ class Command(BaseCommand):
 
     def _run(self, jobs: int, workers: int, concurrency: int, latency_samples: int,
              single_enqueues: int) -> dict[str, float]:
-        Job.objects.filter(queue=QUEUE).delete()
+        self._clean()
         procs = self._start_workers(workers, concurrency)
         try:
             latencies = self._latency(latency_samples)
 
             started = time.perf_counter()
-            enqueue_many("relay.noop", (Call() for _ in range(jobs)), queue=QUEUE)
+            enqueue_many("relay.noop", (Call() for _ in range(jobs)), queue=IDLE_QUEUE)
             committed = time.perf_counter()
-            self._wait_drained(timeout=max(120.0, jobs / 50))
-            drained = time.perf_counter()
-
             single_started = time.perf_counter()
             for _ in range(single_enqueues):
-                enqueue("relay.noop", queue=QUEUE)
+                enqueue("relay.noop", queue=IDLE_QUEUE)
             single_elapsed = time.perf_counter() - single_started
-            self._wait_drained(timeout=120.0)
+            Job.objects.filter(queue=IDLE_QUEUE).delete()
+
+            enqueue_many("relay.noop", (Call() for _ in range(jobs)), queue=QUEUE)
+            drain_started = time.perf_counter()
+            self._wait_drained(timeout=max(120.0, jobs / 50))
+            drained = time.perf_counter()
         finally:
             self._stop_workers(procs)
-        Job.objects.filter(queue=QUEUE).delete()
+        self._clean()
         return {
             "bulk_enqueue_per_s": jobs / (committed - started),
             "single_enqueue_per_s": single_enqueues / single_elapsed,
-            "drain_per_s": jobs / (drained - committed),
+            "drain_per_s": jobs / (drained - drain_started),
             "p50_start_ms": _percentile(latencies, 50) * 1000,
             "p99_start_ms": _percentile(latencies, 99) * 1000,
         }
@@ -108,6 +114,14 @@ class Command(BaseCommand):
                     raise CommandError(f"job {job.pk} did not run within 30s; are workers up?")
                 time.sleep(0.005)
         return latencies
+
+    @staticmethod
+    def _clean() -> None:
+        Job.objects.filter(queue__in=[QUEUE, IDLE_QUEUE]).delete()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE queues_job")
+                cursor.execute("VACUUM ANALYZE queues_execution")
 
     def _wait_drained(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
