@@ -15,6 +15,7 @@ from queues.store.finish import (
 )
 from queues.store.insert import insert_jobs
 from queues.store.notify import Listener, announce, data_version, has_due
+from queues.store.prune import PruneReport, prune
 from queues.store.rescue import rescue
 from queues.store.workers import heartbeat, lease_report, register_worker, stop_worker
 
@@ -22,6 +23,7 @@ __all__ = [
     "Claimed",
     "Failure",
     "Listener",
+    "PruneReport",
     "Success",
     "ack_success",
     "announce",
@@ -35,6 +37,7 @@ __all__ = [
     "heartbeat",
     "insert_jobs",
     "lease_report",
+    "prune",
     "register_worker",
     "release_unstarted",
     "rescue",

@@ -44,9 +44,16 @@ class Command(BaseCommand):
         parser.add_argument("--latency-samples", type=int, default=50)
         parser.add_argument("--single-enqueues", type=int, default=1000)
         parser.add_argument("--json", default=None, help="Also write the results to this file.")
+        parser.add_argument("--prune-rows", type=int, default=0,
+                            help="Instead: fill the table with this many finished jobs (and "
+                                 "executions), run relay_prune over them and measure how long "
+                                 "a concurrent worker's claims take meanwhile (PostgreSQL).")
 
     def handle(self, *args, jobs: int, workers: int, concurrency: int | None, runs: int,
-               latency_samples: int, single_enqueues: int, json: str | None, **options) -> None:
+               latency_samples: int, single_enqueues: int, json: str | None,
+               prune_rows: int, **options) -> None:
+        if prune_rows:
+            return self._prune_scenario(prune_rows)
         if jobs < 1 or workers < 1 or runs < 1:
             raise CommandError("--jobs, --workers and --runs must be at least 1")
         concurrency = concurrency or os.cpu_count() or 1
@@ -115,6 +122,59 @@ class Command(BaseCommand):
                 time.sleep(0.005)
         return latencies
 
+    def _prune_scenario(self, rows: int) -> None:
+        """relay_prune over `rows` finished jobs while another connection claims waiting jobs
+        one at a time; prints the prune's time and the claims' latencies meanwhile."""
+        import threading
+        from datetime import timedelta
+
+        from django.db import connections
+
+        from queues import store
+
+        if connection.vendor != "postgresql":
+            raise CommandError("--prune-rows measures PostgreSQL locking; use a postgres:// URL")
+        self._clean()
+        Job.objects.filter(queue="relay-bench-prune").delete()
+        with connection.cursor() as cursor:
+            cursor.execute(_FILL_FINISHED, [rows])
+            cursor.execute(_FILL_EXECUTIONS)
+            cursor.execute("ANALYZE queues_job")
+            cursor.execute("ANALYZE queues_execution")
+        enqueue_many("relay.noop", (Call() for _ in range(200_000)), queue=QUEUE)
+        worker = Worker.objects.create(name="relay-bench-claimer", host="bench", pid=os.getpid(),
+                                       queues=[QUEUE], tasks=["relay.noop"], concurrency=1)
+        latencies: list[float] = []
+        stop = threading.Event()
+
+        def claimer() -> None:
+            try:
+                while not stop.is_set():
+                    began = time.perf_counter()
+                    store.claim(worker_id=worker.pk, queues=[QUEUE], tasks=["relay.noop"],
+                                limit=1)
+                    latencies.append(time.perf_counter() - began)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=claimer)
+        thread.start()
+        started = time.perf_counter()
+        report = store.prune(older_than=timedelta(0), batch_size=1000)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        thread.join()
+        Job.objects.filter(queue__in=[QUEUE, "relay-bench-prune"]).delete()
+        worker.delete()
+        self.stdout.write(
+            f"prune: {report.jobs:,} finished jobs in {elapsed:.1f}s "
+            f"({report.jobs / elapsed:,.0f} jobs/s, {report.batches} batches, longest batch "
+            f"{report.longest_batch * 1000:.0f} ms)\n"
+            f"concurrent claims: {len(latencies):,}, p50 {_percentile(latencies, 50) * 1000:.1f}"
+            f" ms, p99 {_percentile(latencies, 99) * 1000:.1f} ms, "
+            f"max {max(latencies) * 1000:.1f} ms"
+        )
+
     @staticmethod
     def _clean() -> None:
         Job.objects.filter(queue__in=[QUEUE, IDLE_QUEUE]).delete()
@@ -154,6 +214,24 @@ class Command(BaseCommand):
     @staticmethod
     def _stop_workers(procs: list[subprocess.Popen]) -> None:
         terminate(procs, timeout=30)
+
+
+_FILL_FINISHED = """
+INSERT INTO queues_job (task, queue, priority, args, kwargs, tags, meta, state, run_at,
+    created_at, started_at, finished_at, attempts, max_attempts, backoff, timeout,
+    ack_timeout, lease_token, last_error_type, last_error_message)
+SELECT 'relay.noop', 'relay-bench-prune', 0, '[]', '{}', '[]', '{}', 'success',
+       now() - interval '2 days', now() - interval '2 days', now() - interval '2 days',
+       now() - interval '1 day', 1, 3, '{}', NULL, 30, 1, '', ''
+FROM generate_series(1, %s)
+"""
+
+_FILL_EXECUTIONS = """
+INSERT INTO queues_execution (job_id, attempt, lease_token, started_at, finished_at, outcome,
+    error_type, error_message, traceback, late_outcome)
+SELECT id, 1, 1, started_at, finished_at, 'success', '', '', '', ''
+FROM queues_job WHERE queue = 'relay-bench-prune'
+"""
 
 
 def _percentile(values: list[float], pct: float) -> float:
