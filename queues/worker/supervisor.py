@@ -176,6 +176,7 @@ class Worker:
             if stopping:
                 self._enforce_shutdown(now)
             self._flush()
+            self._start_ready(now)  # needs no database: runs even while it is unreachable
             if now >= self.db_backoff_until:
                 if now >= next_heartbeat:
                     self._heartbeat(stopping)
@@ -192,7 +193,6 @@ class Worker:
                 if self.woken:
                     self.woken = False
                     next_claim = min(next_claim, now)
-                self._start_ready(now)
                 want = self._want()
                 if not stopping and want and now >= next_claim:
                     claimed = self._claim(want, now)
