@@ -44,6 +44,10 @@ class Command(BaseCommand):
         parser.add_argument("--latency-samples", type=int, default=50)
         parser.add_argument("--single-enqueues", type=int, default=1000)
         parser.add_argument("--json", default=None, help="Also write the results to this file.")
+        parser.add_argument("--baselines", action="store_true",
+                            help="PostgreSQL: in each run also drain the same jobs with a bare "
+                                 "psycopg claim+ack loop (the floor) and with procrastinate "
+                                 "(pip install .[bench]), same worker processes, and print ratios.")
         parser.add_argument("--prune-rows", type=int, default=0,
                             help="Instead: fill the table with this many finished jobs (and "
                                  "executions), run relay_prune over them and measure how long "
@@ -51,23 +55,39 @@ class Command(BaseCommand):
 
     def handle(self, *args, jobs: int, workers: int, concurrency: int | None, runs: int,
                latency_samples: int, single_enqueues: int, json: str | None,
-               prune_rows: int, **options) -> None:
+               prune_rows: int, baselines: bool, **options) -> None:
         if prune_rows:
             return self._prune_scenario(prune_rows)
         if jobs < 1 or workers < 1 or runs < 1:
             raise CommandError("--jobs, --workers and --runs must be at least 1")
+        if baselines:
+            if connection.vendor != "postgresql":
+                raise CommandError("--baselines runs PostgreSQL peers; use a postgres:// URL")
+            try:
+                import procrastinate  # noqa: F401
+            except ImportError:
+                raise CommandError("--baselines needs procrastinate: pip install '.[bench]'"
+                                   ) from None
         concurrency = concurrency or os.cpu_count() or 1
         self.stdout.write(f"relay_bench: {connection.vendor}, {jobs} jobs, {workers} worker "
                           f"process(es) x {concurrency} handlers, {runs} run(s)")
         results = []
         for run in range(1, runs + 1):
             result = self._run(jobs, workers, concurrency, latency_samples, single_enqueues)
+            if baselines:
+                result.update(self._baselines(jobs, workers, concurrency))
             results.append(result)
             self.stdout.write(f"run {run}: " + "  ".join(
                 f"{key}={value:,.1f}" for key, value in result.items()))
         medians = {key: statistics.median(r[key] for r in results) for key in results[0]}
         self.stdout.write(self.style.SUCCESS(
             "median: " + "  ".join(f"{key}={value:,.1f}" for key, value in medians.items())))
+        if baselines:
+            relay = medians["drain_per_s"]
+            self.stdout.write(self.style.SUCCESS(
+                f"drain ratios (medians): relay / procrastinate = "
+                f"{relay / medians['procrastinate_drain_per_s']:.1f}x, relay / bare psycopg "
+                f"claim+ack loop = {relay / medians['floor_drain_per_s']:.2f}x"))
         if json:
             Path(json).write_text(_json_dump({
                 "database": connection.vendor, "jobs": jobs, "workers": workers,
@@ -121,6 +141,25 @@ class Command(BaseCommand):
                     raise CommandError(f"job {job.pk} did not run within 30s; are workers up?")
                 time.sleep(0.005)
         return latencies
+
+    @staticmethod
+    def _conninfo() -> str:
+        from psycopg.conninfo import make_conninfo
+
+        params = connection.get_connection_params()
+        for key in ("cursor_factory", "context", "prepare_threshold"):
+            params.pop(key, None)
+        return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+    def _baselines(self, jobs: int, workers: int, concurrency: int) -> dict[str, float]:
+        from queues.bench import floor, peer_procrastinate
+
+        conninfo = self._conninfo()
+        return {
+            "floor_drain_per_s": floor.drain(conninfo, jobs, workers),
+            "procrastinate_drain_per_s": peer_procrastinate.drain(conninfo, jobs, workers,
+                                                                  concurrency),
+        }
 
     def _prune_scenario(self, rows: int) -> None:
         """relay_prune over `rows` finished jobs while another connection claims waiting jobs
@@ -185,10 +224,12 @@ class Command(BaseCommand):
 
     def _wait_drained(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        from queues.bench.peer_procrastinate import POLL
+
         while Job.objects.filter(queue=QUEUE).exclude(state=JobState.SUCCESS).exists():
             if time.monotonic() > deadline:
                 raise CommandError(f"queue not drained within {timeout:.0f}s")
-            time.sleep(0.01)
+            time.sleep(POLL)
 
     def _start_workers(self, count: int, concurrency: int) -> list[subprocess.Popen]:
         env = dict(os.environ, RELAY_LOG_LEVEL="WARNING")

@@ -1,0 +1,2 @@
+"""Baselines that relay_bench measures in the same run as Relay: a peer queue (procrastinate)
+and the database's own floor (a bare psycopg claim+ack loop)."""
