@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint bench test-django6 clean
+.PHONY: install run test lint bench chaos test-django6 clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
@@ -34,6 +34,10 @@ lint: install
 ## make bench: throughput and latency on $DATABASE_URL (PostgreSQL recommended).
 bench: install
 	$(PY) manage.py relay_bench --jobs 5000 --workers 2 --runs 3
+
+## make chaos: the chaos test at full size (20,000 jobs; make test runs 2,000), both databases.
+chaos: install
+	RELAY_CHAOS_JOBS=20000 $(PY) -m tests.run tests/acceptance/test_chaos.py -q -s
 
 ## make test-django6: the suite on Python 3.12 with the newest Django 6.x
 ## (PYTHON312=/path/to/python3.12 when it is not on PATH).
