@@ -76,3 +76,17 @@ def test_prune_command_parses_ages_and_reports():
             call_command("relay_prune", "--older-than", bad)
     with pytest.raises(CommandError, match="--batch-size"):
         call_command("relay_prune", "--older-than", "1d", "--batch-size", "0")
+
+
+def test_prune_runs_as_a_task_a_schedule_can_fire():
+    from queues.registry import registry
+
+    for _ in range(2):
+        finished(JobState.SUCCESS, LONG_AGO)
+    keep = finished(JobState.SUCCESS, timedelta(days=1))
+    prune_task = registry.get("relay.prune")
+    assert prune_task(older_than_days=30) == {"jobs": 2, "batches": 1,
+                                              "longest_batch_ms": pytest.approx(0, abs=5000)}
+    assert list(Job.objects.values_list("pk", flat=True)) == [keep.pk]
+    with pytest.raises(ValueError, match="older_than_days"):
+        prune_task(older_than_days=-1)
