@@ -126,14 +126,15 @@ def job_finished(job_id: int, state: str, run_id: int) -> None:
 
     with transaction.atomic():
         run = _locked(run_id)
-        step = StepRun.objects.filter(run=run, job_id=job_id, state=StepState.RUNNING).first()
+        steps = _steps(run)
+        step = next((s for s in steps.values()
+                     if s.job_id == job_id and s.state == StepState.RUNNING), None)
         if step is None:
             return  # already recorded (the sweep and the signal both saw it), or cancelled
         job = Job.objects.filter(pk=job_id).values(
             "state", "result", "last_error_type", "last_error_message").first()
         flow = Workflow(run.definition.spec)
-        steps = _steps(run)
-        step = steps[step.step_id]
+        # The row, not the caller's `state`, decides: a signal may arrive after a retry.
         state = job["state"] if job else "cancelled"
         if state == "success":
             _finish_step(step, StepState.SUCCESS, output=job["result"])

@@ -12,8 +12,9 @@ import subprocess
 import sys
 import time
 
+from queues.bench import DRAIN_POLL
+
 QUEUE = "relay-bench-peer"
-POLL = 0.05  # how often drains are checked, for Relay and the peer alike
 
 
 def _app(conninfo: str, *, sync: bool):
@@ -73,7 +74,7 @@ def drain(conninfo: str, jobs: int, workers: int, concurrency: int) -> float:
                     break
                 if time.monotonic() > deadline:
                     raise RuntimeError("procrastinate did not drain its jobs in time")
-                time.sleep(POLL)
+                time.sleep(DRAIN_POLL)
         return jobs / (time.perf_counter() - started)
     finally:
         from queues.management.processes import terminate

@@ -224,12 +224,12 @@ class Command(BaseCommand):
 
     def _wait_drained(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        from queues.bench.peer_procrastinate import POLL
+        from queues.bench import DRAIN_POLL
 
         while Job.objects.filter(queue=QUEUE).exclude(state=JobState.SUCCESS).exists():
             if time.monotonic() > deadline:
                 raise CommandError(f"queue not drained within {timeout:.0f}s")
-            time.sleep(POLL)
+            time.sleep(DRAIN_POLL)
 
     def _start_workers(self, count: int, concurrency: int) -> list[subprocess.Popen]:
         env = dict(os.environ, RELAY_LOG_LEVEL="WARNING")
