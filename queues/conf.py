@@ -59,6 +59,17 @@ class RelaySettings:
     SCHEDULER_LEASE: float = 30.0
     # Where `relay_workflows` and `make run` read workflow files from (relative to BASE_DIR).
     WORKFLOWS_DIR: str = "workflows"
+    # Argument keys whose values are masked in the dashboard, the admin, the audit log and
+    # logs: a key matches when it contains one of these (case-insensitive).
+    SECRET_KEYS: tuple[str, ...] = (
+        "password", "passwd", "secret", "token", "api_key", "apikey", "authorization",
+        "credential", "private_key", "access_key", "cookie", "session",
+    )
+    # Dashboard bulk actions: up to this many jobs run at once in the request; more are handed
+    # to a background job that works through them BULK_BATCH at a time, BULK_PAUSE s apart.
+    BULK_INLINE_LIMIT: int = 500
+    BULK_BATCH: int = 200
+    BULK_PAUSE: float = 0.2
 
 
 @lru_cache(maxsize=1)

@@ -273,3 +273,19 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"dead letter for job #{self.job_id} ({self.reason})"
+
+
+class QueuePause(models.Model):
+    """A paused queue: workers claim none of its jobs until the row is removed (resume).
+    Jobs already running finish; enqueueing still works."""
+
+    queue = models.CharField(max_length=100, unique=True)
+    paused_at = models.DateTimeField(db_default=Now())
+    paused_by = models.CharField(max_length=200, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["queue"]
+
+    def __str__(self) -> str:
+        return f"{self.queue} (paused)"

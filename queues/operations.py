@@ -140,9 +140,40 @@ def cancel(job: Job | int) -> Job:
     return store.cancel(_pk(job))
 
 
-def retry(job: Job | int, *, user: Any = None, note: str = "") -> Job:
-    """Run a failed job now, or put a dead-lettered or cancelled job back in its queue."""
-    return store.retry(_pk(job), user=user, note=note)
+def retry(job: Job | int, *, user: Any = None, note: str = "", args: Sequence[Any] | None = None,
+          kwargs: dict[str, Any] | None = None) -> Job:
+    """Run a failed job now, or put a dead-lettered or cancelled job back in its queue.
+    With `args` and/or `kwargs` the job runs with these arguments instead (a fixed payload)."""
+    if args is not None:
+        if isinstance(args, (str, bytes, dict)) or not isinstance(args, Sequence):
+            raise InvalidPayload("args must be a list")
+        args = list(args)
+        _check_json("arguments", args)
+    if kwargs is not None:
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise InvalidPayload("kwargs must be an object with string keys")
+        _check_json("keyword arguments", kwargs)
+    return store.retry(_pk(job), user=user, note=note, args=args, kwargs=kwargs)
+
+
+def pause_queue(queue: str, *, by: str = "", reason: str = "") -> bool:
+    """Pause a queue: workers claim none of its jobs until `resume_queue`. Returns False if it
+    was already paused."""
+    if not isinstance(queue, str) or not QUEUE_NAME_RE.match(queue):
+        raise InvalidQueueName(f"Invalid queue name {queue!r}")
+    return store.pause_queue(queue, by=by, reason=reason)
+
+
+def resume_queue(queue: str) -> bool:
+    """Resume a paused queue. Returns False if it was not paused."""
+    return store.resume_queue(queue)
+
+
+def paused_queues() -> dict[str, Any]:
+    """Paused queue names and their QueuePause rows."""
+    from queues.models import QueuePause
+
+    return {p.queue: p for p in QueuePause.objects.all()}
 
 
 def discard(job: Job | int, *, user: Any = None, note: str = "") -> Job:

@@ -4,7 +4,7 @@ Each function is one guarded transition; the SQL for each database lives next to
 """
 
 from queues.store.claim import Claimed, claim, release_unstarted
-from queues.store.control import cancel, discard, retry
+from queues.store.control import cancel, discard, pause_queue, resume_queue, retry
 from queues.store.finish import (
     Failure,
     Success,
@@ -37,10 +37,12 @@ __all__ = [
     "heartbeat",
     "insert_jobs",
     "lease_report",
+    "pause_queue",
     "prune",
     "register_worker",
     "release_unstarted",
     "rescue",
+    "resume_queue",
     "retry",
     "set_progress",
     "stop_worker",

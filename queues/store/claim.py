@@ -27,20 +27,25 @@ _RETURNING = (
 # Per queue, the partial index job_claim_idx (queue, priority DESC, id) WHERE waiting yields
 # due jobs already in claim order: the scan reads only waiting rows, however many finished
 # ones the table holds, and never sorts the backlog. Several queues: the same walk per queue
-# (LATERAL), then the best `limit` of those few candidates.
+# (LATERAL), then the best `limit` of those few candidates. A paused queue (a QueuePause row,
+# a one-row probe of a tiny table) yields nothing.
 _PICK_ONE_QUEUE = f"""
     SELECT id FROM queues_job
     WHERE state IN ('scheduled', 'failed')
       AND run_at <= {POSTGRES_NOW}
       AND queue = %(queue)s
       AND task = ANY(%(tasks)s)
+      AND NOT EXISTS (SELECT 1 FROM queues_queuepause WHERE queue = %(queue)s)
     ORDER BY priority DESC, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 """
 
 _PICK_QUEUES = f"""
-    SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name)
+    SELECT c.id FROM (
+        SELECT name FROM unnest(%(queues)s::text[]) AS u(name)
+        WHERE NOT EXISTS (SELECT 1 FROM queues_queuepause p WHERE p.queue = u.name)
+    ) AS q
     CROSS JOIN LATERAL (
         SELECT id, priority FROM queues_job
         WHERE state IN ('scheduled', 'failed')
@@ -96,6 +101,7 @@ WHERE id IN (
     WHERE state IN ('scheduled', 'failed')
       AND run_at <= {SQLITE_NOW}
       AND queue IN (SELECT value FROM json_each(%(queues)s))
+      AND queue NOT IN (SELECT queue FROM queues_queuepause)
       AND task IN (SELECT value FROM json_each(%(tasks)s))
     ORDER BY priority DESC, id
     LIMIT %(limit)s

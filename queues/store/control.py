@@ -1,5 +1,6 @@
-"""Operator actions on one job: cancel, retry, discard. Each checks the state it acts on in
-the same statement that changes it, so two operators clicking at once cannot double-apply."""
+"""Operator actions: cancel, retry, discard one job; pause and resume a queue. Each checks the
+state it acts on in the same transaction that changes it, so two operators clicking at once
+cannot double-apply."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
 from queues.exceptions import InvalidTransition
-from queues.models import WAITING_STATES, DeadLetter, Job, JobState
+from queues.models import WAITING_STATES, DeadLetter, Job, JobState, QueuePause
 from queues.store.finish import _announce
 from queues.store.notify import announce
 
@@ -33,19 +34,26 @@ def cancel(job_id: int) -> Job:
     return job
 
 
-def retry(job_id: int, *, user: Any = None, note: str = "") -> Job:
+def retry(job_id: int, *, user: Any = None, note: str = "", args: list | None = None,
+          kwargs: dict | None = None) -> Job:
     """Run a failed job now, or send a dead-lettered or cancelled one back to the queue with a
-    fresh set of attempts."""
+    fresh set of attempts. `args`/`kwargs`, when given, replace the job's arguments first (a
+    fixed payload); they are validated by the caller."""
     with transaction.atomic():
         job = _locked(job_id)
+        changes: dict[str, Any] = {}
+        if args is not None:
+            changes["args"] = args
+        if kwargs is not None:
+            changes["kwargs"] = kwargs
         if job.state == JobState.FAILED:
-            Job.objects.filter(id=job_id).update(run_at=Now())
+            Job.objects.filter(id=job_id).update(run_at=Now(), **changes)
         elif job.state in (JobState.DEAD_LETTER, JobState.CANCELLED):
             try:
                 with transaction.atomic():
                     Job.objects.filter(id=job_id).update(
                         state=JobState.SCHEDULED, run_at=Now(), attempts=0, finished_at=None,
-                        cancel_requested_at=None,
+                        cancel_requested_at=None, **changes,
                     )
             except IntegrityError:
                 raise InvalidTransition(
@@ -73,6 +81,25 @@ def discard(job_id: int, *, user: Any = None, note: str = "") -> Job:
             raise InvalidTransition(f"Job #{job_id} has no open dead letter to discard")
     job.refresh_from_db()
     return job
+
+
+def pause_queue(queue: str, *, by: str = "", reason: str = "") -> bool:
+    """Stop workers claiming the queue's jobs (running ones finish). False if already paused."""
+    try:
+        with transaction.atomic():
+            QueuePause.objects.create(queue=queue, paused_by=by, reason=reason)
+    except IntegrityError:
+        return False
+    return True
+
+
+def resume_queue(queue: str) -> bool:
+    """Let workers claim the queue's jobs again, waking them at once. False if not paused."""
+    with transaction.atomic():
+        deleted, _ = QueuePause.objects.filter(queue=queue).delete()
+        if deleted:
+            announce([queue])
+    return bool(deleted)
 
 
 def _resolve(job_id: int, resolution: str, user: Any, note: str) -> int:

@@ -45,9 +45,11 @@ def data_version() -> int:
 
 def has_due(queues: list[str], tasks: list[str]) -> bool:
     """A read (no write lock, so SQLite writers are not held up): is a job of ours due?"""
-    from queues.models import Job
+    from queues.models import Job, QueuePause
 
-    return Job.objects.due().filter(queue__in=queues, task__in=tasks).exists()
+    paused = QueuePause.objects.filter(queue__in=queues).values_list("queue", flat=True)
+    return Job.objects.due().filter(queue__in=queues, task__in=tasks).exclude(
+        queue__in=paused).exists()
 
 
 class Listener:

@@ -1,0 +1,424 @@
+"""Every operator action, in one place: the dashboard, the admin and the API call these.
+
+Each function checks the actor's permission for the objects it touches (PermissionDenied
+otherwise), changes state only through `queues` / `scheduler` public functions, and writes
+exactly one AuditEntry in the same transaction, so the record and the change commit together.
+An action that changes nothing (InvalidTransition, WorkflowError ...) raises ActionError and
+writes no entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Max
+
+from dashboard.access import Access
+from dashboard.masking import mask, unmask
+from dashboard.models import AuditEntry, BulkOperation
+
+
+class ActionError(Exception):
+    """The action was refused by the engine (wrong state, bad input); nothing changed."""
+
+
+@dataclass
+class Actor:
+    """Who acts, from where: built from a request (see `actor_from_request`)."""
+
+    user: Any
+    access: Access
+    ip: str | None = None
+    source: str = "dashboard"
+
+    @property
+    def name(self) -> str:
+        return self.user.get_username() if getattr(self.user, "pk", None) else "anonymous"
+
+
+def actor_from_request(request: Any, source: str = "dashboard") -> Actor:
+    from dashboard.access import access_for
+
+    return Actor(request.user, access_for(request), client_ip(request), source)
+
+
+def client_ip(request: Any) -> str | None:
+    """REMOTE_ADDR; behind a proxy, configure it (e.g. gunicorn --forwarded-allow-ips) so the
+    address is the client's."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record(actor: Actor, action: str, object_type: str, ids: list[Any], *, reason: str = "",
+           details: dict[str, Any] | None = None, count: int | None = None) -> AuditEntry:
+    return AuditEntry.objects.create(
+        actor_id=getattr(actor.user, "pk", None), actor=actor.name, action=action,
+        object_type=object_type, object_ids=[str(i) for i in ids][:1000],
+        count=len(ids) if count is None else count, reason=reason.strip()[:2000],
+        ip=actor.ip, source=actor.source, details=mask(details or {}),
+    )
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+def _job(job_id: int):
+    from queues.models import Job
+
+    try:
+        return Job.objects.get(pk=job_id)
+    except (Job.DoesNotExist, ValueError, TypeError):
+        raise ActionError(f"Job #{job_id} does not exist") from None
+
+
+def _check_job(actor: Actor, action: str, job: Any) -> None:
+    if not actor.access.can_job(action, job):
+        raise PermissionDenied(f"You may not {action} job #{job.pk} (queue {job.queue})")
+
+
+def cancel_job(actor: Actor, job_id: int, reason: str = ""):
+    from queues import InvalidTransition, cancel
+
+    job = _job(job_id)
+    _check_job(actor, "cancel", job)
+    with transaction.atomic():
+        try:
+            job = cancel(job.pk)
+        except InvalidTransition as exc:
+            raise ActionError(str(exc)) from None
+        record(actor, "job.cancel", "job", [job.pk], reason=reason,
+               details={"task": job.task, "queue": job.queue, "state": job.state})
+    return job
+
+
+def retry_job(actor: Actor, job_id: int, reason: str = "", *, args: list | None = None,
+              kwargs: dict | None = None):
+    """Retry a failed, dead-lettered or cancelled job; with args/kwargs, with those (values
+    left masked keep their stored secret)."""
+    from queues import EnqueueError, InvalidTransition, retry
+
+    job = _job(job_id)
+    _check_job(actor, "retry", job)
+    details: dict[str, Any] = {"task": job.task, "queue": job.queue, "from_state": job.state}
+    if args is not None:
+        args = unmask(args, job.args)
+    if kwargs is not None:
+        kwargs = unmask(kwargs, job.kwargs)
+    if (args is not None and args != job.args) or (kwargs is not None and kwargs != job.kwargs):
+        details["old_arguments"] = {"args": job.args, "kwargs": job.kwargs}
+        details["new_arguments"] = {"args": job.args if args is None else args,
+                                    "kwargs": job.kwargs if kwargs is None else kwargs}
+    with transaction.atomic():
+        try:
+            job = retry(job.pk, user=actor.user, note=reason, args=args, kwargs=kwargs)
+        except (InvalidTransition, EnqueueError) as exc:
+            raise ActionError(str(exc)) from None
+        action = "job.edit_retry" if "new_arguments" in details else "job.retry"
+        record(actor, action, "job", [job.pk], reason=reason, details=details)
+    return job
+
+
+def discard_job(actor: Actor, job_id: int, reason: str = ""):
+    from queues import InvalidTransition, discard
+
+    job = _job(job_id)
+    _check_job(actor, "discard", job)
+    with transaction.atomic():
+        try:
+            job = discard(job.pk, user=actor.user, note=reason)
+        except InvalidTransition as exc:
+            raise ActionError(str(exc)) from None
+        record(actor, "job.discard", "job", [job.pk], reason=reason,
+               details={"task": job.task, "queue": job.queue})
+    return job
+
+
+def rerun_job(actor: Actor, job_id: int, reason: str = ""):
+    """Run a finished job again as a new job with the same task, arguments and options."""
+    from queues import EnqueueError, enqueue
+
+    job = _job(job_id)
+    _check_job(actor, "rerun", job)
+    if not job.is_finished:
+        raise ActionError(f"Job #{job.pk} is {job.state}; only finished jobs can be rerun")
+    with transaction.atomic():
+        try:
+            new = enqueue(job.task, *job.args, queue=job.queue, priority=job.priority,
+                          max_attempts=job.max_attempts, timeout=job.timeout,
+                          ack_timeout=job.ack_timeout, tags=job.tags, backoff=job.backoff,
+                          meta={**{k: v for k, v in job.meta.items()
+                                   if k not in ("workflow_run", "step")},
+                                "rerun_of": job.pk},
+                          **job.kwargs)
+        except EnqueueError as exc:
+            raise ActionError(str(exc)) from None
+        record(actor, "job.rerun", "job", [job.pk, new.pk], reason=reason,
+               details={"task": job.task, "queue": job.queue, "new_job": new.pk}, count=1)
+    return new
+
+
+def enqueue_task(actor: Actor, task: str, kwargs: dict[str, Any], *, queue: str | None = None,
+                 reason: str = ""):
+    """Trigger a registered task with keyword arguments (validated by the queue)."""
+    from queues import EnqueueError, enqueue
+    from queues.registry import registry
+
+    if task not in registry:
+        raise ActionError(f"No task named {task!r} is registered")
+    target_queue = queue or registry.get(task).queue or None
+    from queues.conf import relay_settings
+
+    target_queue = target_queue or relay_settings().DEFAULT_QUEUE
+    actor.access.require("trigger", queue=target_queue)
+    if not isinstance(kwargs, dict):
+        raise ActionError("Task input must be a JSON object of keyword arguments")
+    with transaction.atomic():
+        try:
+            job = enqueue(task, queue=queue or None, meta={"triggered_by": actor.name},
+                          **kwargs)
+        except (EnqueueError, TypeError) as exc:
+            raise ActionError(str(exc)) from None
+        record(actor, "task.enqueue", "job", [job.pk], reason=reason,
+               details={"task": task, "queue": job.queue, "kwargs": kwargs})
+    return job
+
+
+# -- queues -------------------------------------------------------------------------------------
+
+def pause_queue(actor: Actor, queue: str, reason: str = "") -> None:
+    from queues import EnqueueError
+    from queues import pause_queue as pause
+
+    actor.access.require("pause", queue=queue)
+    with transaction.atomic():
+        try:
+            changed = pause(queue, by=actor.name, reason=reason)
+        except EnqueueError as exc:
+            raise ActionError(str(exc)) from None
+        if not changed:
+            raise ActionError(f"Queue {queue} is already paused")
+        record(actor, "queue.pause", "queue", [queue], reason=reason)
+
+
+def resume_queue(actor: Actor, queue: str, reason: str = "") -> None:
+    from queues import resume_queue as resume
+
+    actor.access.require("pause", queue=queue)
+    with transaction.atomic():
+        if not resume(queue):
+            raise ActionError(f"Queue {queue} is not paused")
+        record(actor, "queue.resume", "queue", [queue], reason=reason)
+
+
+# -- workflow runs ------------------------------------------------------------------------------
+
+def _run(run_id: int):
+    from scheduler.models import WorkflowRun
+
+    try:
+        return WorkflowRun.objects.select_related("definition").get(pk=run_id)
+    except (WorkflowRun.DoesNotExist, ValueError, TypeError):
+        raise ActionError(f"Run #{run_id} does not exist") from None
+
+
+def cancel_run(actor: Actor, run_id: int, reason: str = ""):
+    from scheduler import engine
+
+    run = _run(run_id)
+    actor.access.require("cancel", workflow=run.definition.name)
+    with transaction.atomic():
+        try:
+            run = engine.cancel_run(run.pk, by=actor.name)
+        except engine.WorkflowError as exc:
+            raise ActionError(str(exc)) from None
+        record(actor, "run.cancel", "workflow_run", [run.pk], reason=reason,
+               details={"workflow": run.definition.name})
+    return run
+
+
+def rerun_run(actor: Actor, run_id: int, reason: str = ""):
+    from scheduler import engine
+
+    run = _run(run_id)
+    actor.access.require("rerun", workflow=run.definition.name)
+    with transaction.atomic():
+        try:
+            run = engine.rerun(run.pk, by=actor.name)
+        except engine.WorkflowError as exc:
+            raise ActionError(str(exc)) from None
+        record(actor, "run.rerun", "workflow_run", [run.pk], reason=reason,
+               details={"workflow": run.definition.name, "reruns": run.reruns})
+    return run
+
+
+def start_workflow(actor: Actor, workflow: str, input: dict[str, Any], reason: str = ""):
+    from scheduler import engine
+
+    actor.access.require("trigger", workflow=workflow)
+    with transaction.atomic():
+        try:
+            run = engine.start_run(workflow, input, triggered_by=actor.name)
+        except engine.WorkflowError as exc:
+            raise ActionError(str(exc)) from None
+        record(actor, "workflow.start", "workflow_run", [run.pk], reason=reason,
+               details={"workflow": workflow, "version": run.definition.version,
+                        "input": input})
+    return run
+
+
+# -- schedules ----------------------------------------------------------------------------------
+
+def _schedule(schedule_id: int):
+    from scheduler.models import Schedule
+
+    try:
+        return Schedule.objects.get(pk=schedule_id)
+    except (Schedule.DoesNotExist, ValueError, TypeError):
+        raise ActionError(f"Schedule #{schedule_id} does not exist") from None
+
+
+def _schedule_scope(schedule: Any) -> dict[str, str | None]:
+    if schedule.target_kind == "workflow":
+        return {"workflow": schedule.target}
+    from queues.conf import relay_settings
+    from queues.registry import registry
+
+    task = registry.get(schedule.target) if schedule.target in registry else None
+    return {"queue": (task and task.queue) or relay_settings().DEFAULT_QUEUE}
+
+
+def pause_schedule(actor: Actor, schedule_id: int, reason: str = ""):
+    from scheduler.models import Schedule
+
+    schedule = _schedule(schedule_id)
+    actor.access.require("pause", **_schedule_scope(schedule))
+    with transaction.atomic():
+        if not Schedule.objects.filter(pk=schedule.pk, enabled=True).update(enabled=False):
+            raise ActionError(f"Schedule {schedule.name} is already paused")
+        record(actor, "schedule.pause", "schedule", [schedule.pk], reason=reason,
+               details={"name": schedule.name})
+    schedule.refresh_from_db()
+    return schedule
+
+
+def resume_schedule(actor: Actor, schedule_id: int, reason: str = ""):
+    from scheduler import firing
+    from scheduler.models import Schedule
+
+    schedule = _schedule(schedule_id)
+    actor.access.require("pause", **_schedule_scope(schedule))
+    with transaction.atomic():
+        next_at = firing.next_due(schedule, firing.now())
+        if not Schedule.objects.filter(pk=schedule.pk, enabled=False).update(
+                enabled=True, next_fire_at=next_at):
+            raise ActionError(f"Schedule {schedule.name} is not paused")
+        record(actor, "schedule.resume", "schedule", [schedule.pk], reason=reason,
+               details={"name": schedule.name, "next_fire_at": next_at.isoformat()})
+    schedule.refresh_from_db()
+    return schedule
+
+
+def trigger_schedule(actor: Actor, schedule_id: int, reason: str = ""):
+    from queues import EnqueueError
+    from scheduler import engine, firing
+
+    schedule = _schedule(schedule_id)
+    actor.access.require("trigger", **_schedule_scope(schedule))
+    with transaction.atomic():
+        try:
+            started = firing.trigger(schedule, by=actor.name)
+        except (engine.WorkflowError, EnqueueError) as exc:
+            raise ActionError(str(exc)) from None
+        kind = "workflow_run" if schedule.target_kind == "workflow" else "job"
+        record(actor, "schedule.trigger", "schedule", [schedule.pk], reason=reason,
+               details={"name": schedule.name, kind: started.pk})
+    return started
+
+
+# -- bulk ---------------------------------------------------------------------------------------
+
+BULK_ACTIONS = {"retry": retry_job, "discard": discard_job, "cancel": cancel_job}
+
+
+@dataclass
+class BulkResult:
+    done: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)  # id -> why
+    operation: BulkOperation | None = None  # set when handed to the background
+
+
+def bulk_jobs(actor: Actor, action: str, *, ids: list[int] | None = None,
+              job_filter: Any = None, reason: str = "") -> BulkResult:
+    """Apply `action` to the selected ids, or to every job matching `job_filter` (a
+    dashboard.filters.JobFilter). Large filter matches run in the background at a bounded
+    rate (see RELAY["BULK_*"]). One audit entry either way."""
+    from queues.conf import relay_settings
+    from queues.models import Job
+
+    if action not in BULK_ACTIONS:
+        raise ActionError(f"Unknown bulk action {action!r}")
+    if not actor.access.can_any(action):
+        raise PermissionDenied(f"You may not {action}")
+    if ids is not None:
+        jobs = list(actor.access.jobs(Job.objects.filter(pk__in=ids)).order_by("id"))
+        missing = set(ids) - {j.pk for j in jobs}
+        result = BulkResult(skipped={i: "not found" for i in missing})
+        with transaction.atomic():
+            _apply(actor, action, jobs, result)
+            if result.done:
+                record(actor, f"job.bulk_{action}", "job", result.done, reason=reason,
+                       details={"selected": len(ids), "skipped": _why(result)})
+        return result
+    if job_filter is None:
+        raise ActionError("Give a selection or a filter")
+    qs = actor.access.jobs(job_filter.apply(Job.objects.all()))
+    bound = qs.aggregate(top=Max("id"))["top"] or 0
+    expected = qs.count()
+    conf = relay_settings()
+    if expected <= conf.BULK_INLINE_LIMIT:
+        result = BulkResult()
+        with transaction.atomic():
+            _apply(actor, action, list(qs.filter(id__lte=bound).order_by("id")), result)
+            record(actor, f"job.bulk_{action}", "job", result.done, reason=reason,
+                   details={"filter": job_filter.params(), "matched": expected,
+                            "skipped": _why(result)})
+        return result
+    with transaction.atomic():
+        operation = BulkOperation.objects.create(
+            action=action, filter=job_filter.frozen_params(), max_job_id=bound, reason=reason,
+            created_by=actor.user if getattr(actor.user, "pk", None) else None,
+            expected=expected)
+        record(actor, f"job.bulk_{action}", "bulk_operation", [operation.pk], reason=reason,
+               count=expected, details={"filter": job_filter.params(), "matched": expected,
+                                        "background": True})
+        from queues import enqueue
+
+        enqueue("relay.bulk_operation", operation.pk)
+    return BulkResult(operation=operation)
+
+
+def _apply(actor: Actor, action: str, jobs: list[Any], result: BulkResult) -> None:
+    """One job at a time through the single-job path (each in its own savepoint), without
+    per-job audit entries: the caller writes one for the whole batch."""
+    from queues import EnqueueError, InvalidTransition, cancel, discard, retry
+
+    for job in jobs:
+        if not actor.access.can_job(action, job):
+            result.skipped[job.pk] = "not permitted"
+            continue
+        try:
+            with transaction.atomic():
+                if action == "retry":
+                    retry(job.pk, user=actor.user, note="bulk retry")
+                elif action == "discard":
+                    discard(job.pk, user=actor.user, note="bulk discard")
+                else:
+                    cancel(job.pk)
+            result.done.append(job.pk)
+        except (InvalidTransition, EnqueueError) as exc:
+            result.skipped[job.pk] = str(exc)
+
+
+def _why(result: BulkResult) -> dict[str, str]:
+    return {str(k): v for k, v in list(result.skipped.items())[:100]}

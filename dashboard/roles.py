@@ -1,0 +1,62 @@
+"""The three roles, as Django groups. The data migration creates them; `sync_roles` can be
+run again after upgrades (`manage.py migrate` does it) without touching other groups.
+
+Dashboard permissions are the custom ones on `dashboard.ControlPlane`; the model permissions
+let the same people use the Django admin (they also need `is_staff`).
+"""
+
+from __future__ import annotations
+
+VIEWER = "Relay viewer"
+OPERATOR = "Relay operator"
+ADMIN = "Relay admin"
+
+# What each action needs, by name (dashboard.<codename>).
+ACTIONS = ("trigger", "rerun", "cancel", "retry", "discard", "pause",
+           "manage_schedules", "manage_definitions")
+
+_VIEW_MODELS = [
+    ("queues", "job"), ("queues", "execution"), ("queues", "deadletter"), ("queues", "worker"),
+    ("queues", "queuepause"), ("scheduler", "workflowdefinition"), ("scheduler", "workflowrun"),
+    ("scheduler", "steprun"), ("scheduler", "schedule"), ("scheduler", "firing"),
+    ("scheduler", "schedulerlease"), ("dashboard", "auditentry"), ("dashboard", "bulkoperation"),
+]
+
+ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
+    VIEWER: [("dashboard", "view_dashboard")]
+    + [(app, f"view_{model}") for app, model in _VIEW_MODELS],
+}
+ROLE_PERMISSIONS[OPERATOR] = ROLE_PERMISSIONS[VIEWER] + [
+    ("dashboard", code) for code in ("trigger", "rerun", "cancel", "retry", "discard", "pause")
+]
+ROLE_PERMISSIONS[ADMIN] = ROLE_PERMISSIONS[OPERATOR] + [
+    ("dashboard", "manage_schedules"), ("dashboard", "manage_definitions"),
+    ("scheduler", "add_schedule"), ("scheduler", "change_schedule"),
+    ("scheduler", "delete_schedule"), ("dashboard", "view_rolescope"),
+    ("dashboard", "add_rolescope"), ("dashboard", "change_rolescope"),
+    ("dashboard", "delete_rolescope"),
+]
+
+
+def sync_roles(apps=None) -> None:
+    """Create the three groups and give each exactly its role's permissions."""
+    from django.apps import apps as global_apps
+    from django.contrib.auth.management import create_permissions
+
+    apps = apps or global_apps
+    for config in apps.get_app_configs():
+        config.models_module = True
+        create_permissions(config, apps=apps, verbosity=0)
+        config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = []
+        for app_label, codename in perms:
+            perm = Permission.objects.filter(content_type__app_label=app_label,
+                                             codename=codename).first()
+            if perm is None:
+                raise LookupError(f"permission {app_label}.{codename} does not exist")
+            wanted.append(perm)
+        group.permissions.set(wanted)

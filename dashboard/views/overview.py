@@ -1,0 +1,10 @@
+"""Placeholder: being built."""
+
+from django.http import Http404
+
+
+def _todo(*args, **kwargs):
+    raise Http404("not built yet")
+
+
+overview = _todo
