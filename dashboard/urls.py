@@ -4,6 +4,7 @@ from django.urls import path
 
 from dashboard.views import (
     audit,
+    bulk,
     failures,
     jobs,
     overview,
@@ -26,8 +27,8 @@ urlpatterns = [
     path("jobs/<int:job_id>/discard/", jobs.discard, name="job-discard"),
     path("jobs/<int:job_id>/rerun/", jobs.rerun, name="job-rerun"),
     path("jobs/<int:job_id>/edit-retry/", jobs.edit_retry, name="job-edit-retry"),
-    path("jobs/bulk/", jobs.bulk, name="jobs-bulk"),
-    path("jobs/bulk/<int:operation_id>/", jobs.bulk_status, name="bulk-operation"),
+    path("jobs/bulk/", bulk.bulk, name="jobs-bulk"),
+    path("jobs/bulk/<int:operation_id>/", bulk.bulk_status, name="bulk-operation"),
     path("tasks/enqueue/", jobs.enqueue_form, name="task-enqueue"),
     # dead letters and failure groups
     path("dead-letters/", failures.dead_letters, name="dead-letters"),

@@ -14,6 +14,4 @@ retry = _todo
 discard = _todo
 rerun = _todo
 edit_retry = _todo
-bulk = _todo
-bulk_status = _todo
 enqueue_form = _todo
