@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint bench chaos test-django6 clean
+.PHONY: install browser run test lint bench chaos test-django6 clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
@@ -18,12 +18,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## The browser tests drive the distribution's chromium through Playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q chromium)
+
 ## make run: web (gunicorn) + worker on SQLite, with example jobs and a printed admin login.
 run: install
 	$(PY) manage.py relay_run
 
 ## make test: lint, migration check, then the whole suite on SQLite and on PostgreSQL.
-test: install lint
+test: install browser lint
 	$(PY) -m tests.run
 
 lint: install
