@@ -18,10 +18,15 @@ DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/test"
 
 
 def postgres_error(url: str) -> str | None:
+    """None if the server answers. The tests use their own `test_` database, so the named one
+    need not exist: the check connects to the server's `postgres` database."""
+    from urllib.parse import urlsplit, urlunsplit
+
     import psycopg
 
+    parts = urlsplit(url.replace("postgres://", "postgresql://", 1))
     try:
-        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=5):
+        with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), connect_timeout=5):
             return None
     except psycopg.Error as exc:
         return str(exc).strip()
