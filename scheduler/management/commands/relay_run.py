@@ -51,7 +51,7 @@ class Command(BaseCommand):
         # Own sessions: Ctrl-C reaches only this process, which then sends each child exactly
         # one SIGTERM (a second signal would make the worker stop its jobs at once).
         self.stdout.write(self.style.SUCCESS(
-            f"\nRelay is running: http://{bind}/admin/\n"
+            f"\nRelay is running: http://{bind}/dashboard/  (admin: http://{bind}/admin/)\n"
             f"  login:    {username}\n  password: {password}\n"
             f"  (stored in .relay/admin-password; Ctrl-C stops web, worker and scheduler)\n"
         ))
