@@ -91,9 +91,9 @@ class JobFilter:
             f.raw_args.append(raw)
         since, until = values("since")[-1:], values("until")[-1:]
         if since:
-            f.raw_since, f.since = since[0], _parse_time("since", since[0])
+            f.raw_since, f.since = since[0], parse_time("since", since[0])
         if until:
-            f.raw_until, f.until = until[0], _parse_time("until", until[0])
+            f.raw_until, f.until = until[0], parse_time("until", until[0])
         if f.since and f.until and f.since > f.until:
             raise FilterError("until", "is before since")
         q = values("q")
@@ -189,7 +189,7 @@ def _parse_arg(raw: str) -> tuple[str, Any]:
     return "__".join([root, *rest]), value
 
 
-def _parse_time(name: str, raw: str) -> datetime:
+def parse_time(name: str, raw: str) -> datetime:
     match = _RELATIVE.match(raw.lower())
     if match:
         return timezone.now() - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
