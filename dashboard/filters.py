@@ -24,11 +24,14 @@ from django.utils.dateparse import parse_date, parse_datetime
 from queues.models import JobState
 
 SORTS = {
-    "-id": ("-id",), "id": ("id",),
-    "-created_at": ("-created_at", "-id"), "created_at": ("created_at", "id"),
+    "-id": ("-id",), "id": ("id",),  # newest / oldest first: ids follow creation order
     "-run_at": ("-run_at", "-id"), "run_at": ("run_at", "id"),
     "-priority": ("-priority", "-id"), "priority": ("priority", "id"),
 }
+# Sorting by anything but id needs an index per column on a table of millions, which every
+# claim and ack would pay for; these sorts are offered for unfinished jobs only (few rows,
+# found through the state index).
+UNFINISHED = {"scheduled", "running", "failed"}
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _PATH = re.compile(r"^(args|kwargs)((?:\.[A-Za-z0-9_\-]+)+)$")
@@ -104,6 +107,10 @@ class JobFilter:
                 raise FilterError("sort", f"unknown sort {sort[-1]!r} (one of "
                                           f"{', '.join(SORTS)})")
             f.sort = sort[-1]
+        if f.sort not in ("-id", "id") and not (f.states and set(f.states) <= UNFINISHED):
+            raise FilterError("sort", "sorting by run at or priority needs a state filter of "
+                                      "scheduled, running or failed jobs (finished jobs are "
+                                      "listed newest or oldest first)")
         return f
 
     # -- applying ---------------------------------------------------------------------------
