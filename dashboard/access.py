@@ -113,6 +113,12 @@ class Access:
         return False, frozenset(queues), frozenset(workflows)
 
     @property
+    def visible_scope(self) -> tuple[bool, frozenset[str], frozenset[str]]:
+        """(sees everything, queues seen, workflows seen) -- for queries that narrow
+        visibility themselves (e.g. aggregates over executions)."""
+        return self._visible
+
+    @property
     def sees_everything(self) -> bool:
         return self._visible[0]
 

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from dashboard.access import Access
-from dashboard.masking import mask, unmask
+from dashboard.masking import mask, mask_filter, unmask
 from dashboard.models import AuditEntry, BulkOperation
 
 
@@ -53,6 +53,9 @@ def client_ip(request: Any) -> str | None:
 
 def record(actor: Actor, action: str, object_type: str, ids: list[Any], *, reason: str = "",
            details: dict[str, Any] | None = None, count: int | None = None) -> AuditEntry:
+    details = dict(details or {})
+    if "filter" in details:  # arg=args.api_key=... in a bulk filter
+        details["filter"] = mask_filter(details["filter"])
     return AuditEntry.objects.create(
         actor_id=getattr(actor.user, "pk", None), actor=actor.name, action=action,
         object_type=object_type, object_ids=[str(i) for i in ids][:1000],
@@ -365,7 +368,7 @@ def bulk_jobs(actor: Actor, action: str, *, ids: list[int] | None = None,
         missing = set(ids) - {j.pk for j in jobs}
         result = BulkResult(skipped={i: "not found" for i in missing})
         with transaction.atomic():
-            _apply(actor, action, jobs, result)
+            _apply(actor, action, jobs, result, note=reason)
             if result.done:
                 record(actor, f"job.bulk_{action}", "job", result.done, reason=reason,
                        details={"selected": len(ids), "skipped": _why(result)})
@@ -378,11 +381,14 @@ def bulk_jobs(actor: Actor, action: str, *, ids: list[int] | None = None,
     conf = relay_settings()
     if expected <= conf.BULK_INLINE_LIMIT:
         result = BulkResult()
+        jobs = list(qs.filter(id__lte=bound).order_by("id"))
+        select = getattr(job_filter, "select", None)  # see fingerprints.DeadLetterFilter
         with transaction.atomic():
-            _apply(actor, action, list(qs.filter(id__lte=bound).order_by("id")), result)
-            record(actor, f"job.bulk_{action}", "job", result.done, reason=reason,
-                   details={"filter": job_filter.params(), "matched": expected,
-                            "skipped": _why(result)})
+            _apply(actor, action, select(jobs) if select else jobs, result, note=reason)
+            if result.done:  # nothing changed: no entry, as for a selection
+                record(actor, f"job.bulk_{action}", "job", result.done, reason=reason,
+                       details={"filter": job_filter.params(), "matched": expected,
+                                "skipped": _why(result)})
         return result
     with transaction.atomic():
         operation = BulkOperation.objects.create(
@@ -398,23 +404,26 @@ def bulk_jobs(actor: Actor, action: str, *, ids: list[int] | None = None,
     return BulkResult(operation=operation)
 
 
-def _apply(actor: Actor, action: str, jobs: list[Any], result: BulkResult) -> None:
-    """One job at a time through the single-job path (each in its own savepoint), without
-    per-job audit entries: the caller writes one for the whole batch."""
+def _apply(actor: Actor, action: str, jobs: list[Any], result: BulkResult,
+           note: str = "") -> None:
+    """One job at a time through the single-job path, without per-job audit entries: the
+    caller writes one for the whole batch. Each queue function runs in its own atomic block
+    (a savepoint here), so a refused job leaves the others' changes intact. `note` goes on
+    the resolved dead letters (the operator's reason)."""
     from queues import EnqueueError, InvalidTransition, cancel, discard, retry
 
+    note = note.strip()[:2000] or f"bulk {action}"
     for job in jobs:
         if not actor.access.can_job(action, job):
             result.skipped[job.pk] = "not permitted"
             continue
         try:
-            with transaction.atomic():
-                if action == "retry":
-                    retry(job.pk, user=actor.user, note="bulk retry")
-                elif action == "discard":
-                    discard(job.pk, user=actor.user, note="bulk discard")
-                else:
-                    cancel(job.pk)
+            if action == "retry":
+                retry(job.pk, user=actor.user, note=note)
+            elif action == "discard":
+                discard(job.pk, user=actor.user, note=note)
+            else:
+                cancel(job.pk)
             result.done.append(job.pk)
         except (InvalidTransition, EnqueueError) as exc:
             result.skipped[job.pk] = str(exc)
@@ -422,3 +431,52 @@ def _apply(actor: Actor, action: str, jobs: list[Any], result: BulkResult) -> No
 
 def _why(result: BulkResult) -> dict[str, str]:
     return {str(k): v for k, v in list(result.skipped.items())[:100]}
+
+
+def retry_failure_group(actor: Actor, fingerprint: str, reason: str = "",
+                        window: str = "7d") -> BulkResult:
+    """Retry every open dead letter of a failure group (dashboard.fingerprints) created in
+    `window` ("24h", "7d", "30d") that the actor may see. Up to RELAY["BULK_INLINE_LIMIT"]
+    at once, more in the background. One audit entry, with the fingerprint in its details."""
+    from dashboard import fingerprints
+    from queues.conf import relay_settings
+    from queues.models import Job
+
+    if not actor.access.can_any("retry"):
+        raise PermissionDenied("You may not retry")
+    try:
+        since = fingerprints.window_start(window)
+    except ValueError as exc:
+        raise ActionError(str(exc)) from None
+    fingerprint = (fingerprint or "").strip().lower()
+    members = list(fingerprints.open_dead_letter_jobs(fingerprint, since, access=actor.access))
+    if not members:
+        raise ActionError("This failure group has no open dead letters in the window "
+                          "(already retried or discarded?)")
+    ids = [job_id for job_id, *_ in members]
+    _, task, error_type, message = members[-1]
+    details: dict[str, Any] = {"fingerprint": fingerprint, "task": task,
+                               "error_type": error_type,
+                               "message": fingerprints.normalise(message),
+                               "window": window, "matched": len(ids)}
+    if len(ids) <= relay_settings().BULK_INLINE_LIMIT:
+        result = BulkResult()
+        jobs = list(Job.objects.filter(pk__in=ids).order_by("id"))
+        with transaction.atomic():
+            _apply(actor, "retry", jobs, result, note=reason)
+            if result.done:
+                record(actor, "failure_group.retry", "job", result.done, reason=reason,
+                       details={**details, "skipped": _why(result)})
+        return result
+    with transaction.atomic():
+        operation = BulkOperation.objects.create(
+            action="retry", max_job_id=max(ids), reason=reason, expected=len(ids),
+            filter={"dead_letter": "open", "fingerprint": fingerprint,
+                    "letters_since": since.isoformat()},
+            created_by=actor.user if getattr(actor.user, "pk", None) else None)
+        record(actor, "failure_group.retry", "bulk_operation", [operation.pk], reason=reason,
+               count=len(ids), details={**details, "background": True})
+        from queues import enqueue
+
+        enqueue("relay.bulk_operation", operation.pk)
+    return BulkResult(operation=operation)

@@ -37,3 +37,21 @@ def unmask(edited: Any, original: Any) -> Any:
         return [unmask(v, original[i] if i < len(original) else None)
                 for i, v in enumerate(edited)]
     return edited
+
+
+def mask_filter(params: Any) -> Any:
+    """A job filter's parameters with the values of `arg=args.<secret key>=value` masked."""
+    if not isinstance(params, dict):
+        return params
+
+    def one(raw: Any) -> Any:
+        path, sep, _ = str(raw).partition("=")
+        if sep and is_secret_key(path.rsplit(".", 1)[-1]):
+            return f"{path}={MASK}"
+        return raw
+
+    out = dict(params)
+    if "arg" in out:
+        values = out["arg"] if isinstance(out["arg"], list) else [out["arg"]]
+        out["arg"] = [one(v) for v in values]
+    return out

@@ -1,115 +1,146 @@
-"""Django admin for workflows and schedules: definitions and runs are read-only; runs are
-cancelled and rerun, schedules paused, resumed and triggered only through the engine's own
-functions (the actions below)."""
+"""Django admin for workflows and schedules.
+
+Definitions, runs, steps and firings are history: read-only here. Runs change only through
+the engine (cancel, rerun) and schedules are paused, resumed and triggered through the
+control plane's actions (`dashboard.admin` adds them, with audit entries). Run input, step
+input and output are not shown by these classes (they may hold secrets); `dashboard.admin`
+extends them with masked displays.
+"""
 
 from __future__ import annotations
 
 import zoneinfo
 
 from django import forms
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib import admin
 
-from scheduler import engine, firing
-from scheduler.models import Firing, Schedule, StepRun, WorkflowDefinition, WorkflowRun
+from queues.admin import CappedPaginator, ReadOnlyAdmin, ReadOnlyInline
+from scheduler import firing
+from scheduler.models import (
+    Firing,
+    Schedule,
+    SchedulerLease,
+    StepRun,
+    WorkflowDefinition,
+    WorkflowRun,
+)
 
 
-class ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+class DefinitionNameFilter(admin.SimpleListFilter):
+    """Workflow names from the (small) definitions table, not from the runs."""
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+    title = "workflow"
+    parameter_name = "workflow"
+    field = "definition__name"
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+    def lookups(self, request, model_admin):
+        names = (WorkflowDefinition.objects.order_by("name").values_list("name", flat=True)
+                 .distinct())
+        return [(n, n) for n in names]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{self.field: self.value()})
+        return queryset
+
+
+class StepWorkflowFilter(DefinitionNameFilter):
+    field = "run__definition__name"
 
 
 @admin.register(WorkflowDefinition)
-class WorkflowDefinitionAdmin(ReadOnly, admin.ModelAdmin):
+class WorkflowDefinitionAdmin(ReadOnlyAdmin):
     list_display = ("name", "version", "source_file", "git_commit", "created_by", "created_at")
     list_filter = ("name",)
     search_fields = ("name", "description", "content_hash", "git_commit")
-    readonly_fields = ("name", "version", "description", "source_file", "git_commit",
-                       "content_hash", "created_by", "created_at", "spec", "source_text")
-
-
-class StepRunInline(ReadOnly, admin.TabularInline):
-    model = StepRun
-    extra = 0
-    fields = ("step_id", "group", "task", "state", "job", "attempt", "input", "output",
-              "error", "started_at", "finished_at")
+    fields = ("name", "version", "description", "source_file", "git_commit", "content_hash",
+              "created_by", "created_at", "source_text")
     readonly_fields = fields
 
 
-def _each(modeladmin, request, queryset: QuerySet, action, verb: str) -> None:
-    done = 0
-    for obj in queryset:
-        try:
-            action(obj, request)
-            done += 1
-        except engine.WorkflowError as exc:
-            modeladmin.message_user(request, str(exc), messages.WARNING)
-    if done:
-        modeladmin.message_user(request, f"{verb} {done}.", messages.SUCCESS)
+class StepRunInline(ReadOnlyInline, admin.TabularInline):
+    model = StepRun
+    fields = ("step_id", "group", "task", "state", "job", "attempt", "error", "started_at",
+              "finished_at")
+    readonly_fields = fields
+    ordering = ("id",)
 
 
-@admin.action(description="Cancel selected runs", permissions=["operate"])
-def cancel_runs(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset,
-          lambda run, r: engine.cancel_run(run, by=r.user.get_username()), "Cancelled")
-
-
-@admin.action(description="Rerun selected runs from their failed steps", permissions=["operate"])
-def rerun_runs(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset,
-          lambda run, r: engine.rerun(run, by=r.user.get_username()), "Rerun")
+RUN_FIELDS = ("id", "definition", "state", "triggered_by", "schedule", "error", "reruns",
+              "created_at", "started_at", "finished_at")
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ("id", "definition", "state", "triggered_by", "created_at", "finished_at")
-    list_filter = ("state", "definition__name")
+class WorkflowRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "definition", "state", "triggered_by", "schedule", "created_at",
+                    "finished_at", "reruns")
+    list_filter = ("state", DefinitionNameFilter)
     search_fields = ("=id", "triggered_by", "error")
-    list_select_related = ("definition",)
+    list_select_related = ("definition", "schedule")
+    paginator = CappedPaginator
     show_full_result_count = False
+    fields = RUN_FIELDS
+    readonly_fields = RUN_FIELDS
     inlines = [StepRunInline]
-    actions = [cancel_runs, rerun_runs]
-
-    def has_operate_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("scheduler.change_workflowrun")
 
 
-class FiringInline(ReadOnly, admin.TabularInline):
+STEP_FIELDS = ("id", "run", "step_id", "group", "task", "state", "job", "attempt", "error",
+               "started_at", "finished_at")
+
+
+@admin.register(StepRun)
+class StepRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "run", "step_id", "task", "state", "job", "attempt", "started_at",
+                    "finished_at")
+    list_filter = ("state", StepWorkflowFilter)
+    search_fields = ("=run__id", "=job__id", "step_id", "task")
+    list_select_related = ("run__definition", "job")
+    raw_id_fields = ("run", "job")
+    paginator = CappedPaginator
+    show_full_result_count = False
+    fields = STEP_FIELDS
+    readonly_fields = STEP_FIELDS
+
+
+FIRINGS_SHOWN = 50
+
+
+class NewestFiringsFormSet(forms.BaseInlineFormSet):
+    """A schedule's newest firings only: one firing every minute makes thousands."""
+
+    def get_queryset(self):
+        if not hasattr(self, "_newest"):
+            self._newest = super().get_queryset()[:FIRINGS_SHOWN]
+        return self._newest
+
+
+class FiringInline(ReadOnlyInline, admin.TabularInline):
     model = Firing
-    extra = 0
+    formset = NewestFiringsFormSet
     fields = ("due_at", "outcome", "fired_at", "run", "job", "note", "recorded_by")
     readonly_fields = fields
     ordering = ("-due_at",)
 
 
-@admin.action(description="Pause selected schedules", permissions=["change"])
-def pause(modeladmin, request, queryset):
-    count = queryset.update(enabled=False)
-    modeladmin.message_user(request, f"Paused {count}.", messages.SUCCESS)
+@admin.register(Firing)
+class FiringAdmin(ReadOnlyAdmin):
+    list_display = ("id", "schedule", "due_at", "outcome", "fired_at", "run", "job",
+                    "recorded_by", "note")
+    list_filter = ("outcome", "schedule")
+    search_fields = ("schedule__name", "note", "recorded_by")
+    list_select_related = ("schedule", "run", "job")
+    paginator = CappedPaginator
+    show_full_result_count = False
+    fields = ("id", "schedule", "due_at", "outcome", "fired_at", "run", "job", "note",
+              "recorded_by", "created_at")
+    readonly_fields = fields
 
 
-@admin.action(description="Resume selected schedules (from now; missed times are not run)",
-              permissions=["change"])
-def resume(modeladmin, request, queryset):
-    for schedule in queryset:
-        schedule.enabled = True
-        schedule.next_fire_at = firing.next_due(schedule, firing.now())
-        schedule.save(update_fields=["enabled", "next_fire_at", "updated_at"])
-    modeladmin.message_user(request, "Resumed.", messages.SUCCESS)
-
-
-@admin.action(description="Trigger selected schedules now", permissions=["change"])
-def trigger(modeladmin, request, queryset):
-    for schedule in queryset:
-        firing.trigger(schedule, by=request.user.get_username())
-    modeladmin.message_user(request, "Triggered.", messages.SUCCESS)
+@admin.register(SchedulerLease)
+class SchedulerLeaseAdmin(ReadOnlyAdmin):
+    list_display = ("name", "holder", "acquired_at", "last_tick_at", "expires_at")
+    fields = list_display
+    readonly_fields = list_display
 
 
 class ScheduleForm(forms.ModelForm):
@@ -153,7 +184,6 @@ class ScheduleAdmin(admin.ModelAdmin):
     search_fields = ("name", "target")
     readonly_fields = ("next_fire_at", "last_fired_at", "source", "created_at", "updated_at")
     inlines = [FiringInline]
-    actions = [pause, resume, trigger]
 
     def save_model(self, request, obj: Schedule, form, change: bool) -> None:
         timing = {"kind", "cron", "interval", "timezone", "enabled"}
