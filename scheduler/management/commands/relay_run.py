@@ -43,7 +43,7 @@ class Command(BaseCommand):
                               "--bind", bind, "--workers", "2", "--access-logfile", "-"],
                              cwd=settings.BASE_DIR, start_new_session=True),
             subprocess.Popen([sys.executable, "manage.py", "relay_worker",
-                              "--queues", "default,reports", "--concurrency", str(concurrency)],
+                              "--queues", "default,reports,relay", "--concurrency", str(concurrency)],
                              cwd=settings.BASE_DIR, start_new_session=True),
             subprocess.Popen([sys.executable, "manage.py", "relay_scheduler"],
                              cwd=settings.BASE_DIR, start_new_session=True),
