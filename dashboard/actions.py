@@ -366,6 +366,8 @@ def bulk_jobs(actor: Actor, action: str, *, ids: list[int] | None = None,
     if ids is not None:
         jobs = list(actor.access.jobs(Job.objects.filter(pk__in=ids)).order_by("id"))
         missing = set(ids) - {j.pk for j in jobs}
+        if jobs and not any(actor.access.can_job(action, job) for job in jobs):
+            raise PermissionDenied(f"You may not {action} any of the selected jobs")
         result = BulkResult(skipped={i: "not found" for i in missing})
         with transaction.atomic():
             _apply(actor, action, jobs, result, note=reason)

@@ -184,6 +184,11 @@ def _parse_arg(raw: str) -> tuple[str, Any]:
         raise FilterError("arg", f"{path!r} is not a path into the arguments (e.g. "
                                  f"args.customer_id or args.0 or kwargs.order.id)")
     root, rest = match.group(1), match.group(2).lstrip(".").split(".")
+    from dashboard.masking import is_secret_key
+
+    if any(is_secret_key(part) for part in rest):
+        # Matching on a secret would let anyone who may list jobs guess it one try at a time.
+        raise FilterError("arg", f"{path!r} names a secret argument; it cannot be filtered on")
     if root == "args" and not rest[0].isdigit():
         root = "kwargs"
     text = text.strip()
