@@ -104,6 +104,18 @@
     if (question && !window.confirm(question)) event.preventDefault();
   }, true);
 
+  // A fresh copy without a live region (say a job that has just finished, whose page stops
+  // refreshing) is loaded whole rather than swapping nothing in place of the region.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target, xhr = event.detail.xhr;
+    if (!target || target.id !== "live" || !xhr || xhr.status !== 200) return;
+    var fresh = new DOMParser().parseFromString(xhr.responseText, "text/html");
+    if (!fresh.getElementById("live")) {
+      event.detail.shouldSwap = false;
+      window.location.reload();
+    }
+  });
+
   document.addEventListener("htmx:afterSwap", function (event) {
     localiseTimes(event.target.parentNode || document);
     restoreSelection(document);
