@@ -117,7 +117,9 @@ class Job(models.Model):
                 condition=Q(state=JobState.RUNNING),
             ),
             # List pages, newest first, filtered by state, queue or task.
-            models.Index(fields=["state", "-id"], name="job_state_idx"),
+            # include: the overview's per-queue and recently-finished counts are index-only.
+            models.Index(fields=["state", "-id"], name="job_state_idx",
+                         include=["queue", "finished_at"]),
             models.Index(fields=["queue", "-id"], name="job_queue_idx"),
             models.Index(fields=["task", "-id"], name="job_task_idx"),
             models.Index(
