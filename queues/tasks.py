@@ -11,6 +11,18 @@ def noop(*args, **kwargs) -> None:
     return None
 
 
+class BenchFailure(Exception):
+    """Raised on purpose by relay.bench_maybe_fail."""
+
+
+@task(name="relay.bench_maybe_fail", max_attempts=1)
+def bench_maybe_fail(fail: bool = False) -> None:
+    """A no-op that raises when `fail` is true: relay_bench's mix of succeeding and failing
+    jobs. One attempt, so a failure goes straight to dead_letter and the drain ends."""
+    if fail:
+        raise BenchFailure("failed on purpose (relay_bench mix)")
+
+
 @task(name="relay.prune", max_attempts=3, timeout=3600)
 def prune(older_than_days: float = 30, keep_failed: bool = False) -> dict:
     """`relay_prune` as a task, so a schedule can run it (e.g. nightly, target relay.prune,

@@ -1,12 +1,13 @@
 """Chaos: jobs keep flowing while workers are killed, frozen and cut off from the database.
 
-N jobs whose handler records every run in a ledger; 4 worker processes; every couple of seconds
-the whole process group of a random worker is SIGKILLed and a new worker started; one worker is
-SIGSTOPped past the ack timeout and resumed; on PostgreSQL every database session of the
-workers is terminated once. At the end every job must be `success`, none lost, and every extra
-run of a job must be explained by an attempt the execution history records as lost.
+N jobs whose handler records every run in a ledger; 4 worker processes; every 1-3 s (uniformly
+random) the whole process group of a random worker is SIGKILLed and a new worker started; one
+worker is SIGSTOPped past the ack timeout and resumed; on PostgreSQL every database session of
+the workers is terminated once. At the end every job must be `success`, none lost, and every
+extra run of a job must be explained by an attempt the execution history records as lost.
 
-`make test` runs 2,000 jobs; `make chaos` runs RELAY_CHAOS_JOBS=20000.
+`make test` runs 2,000 jobs; `make chaos` runs RELAY_CHAOS_JOBS=20000. The seed of the kill
+schedule is printed; RELAY_CHAOS_SEED=<seed> replays the same choices of victim and interval.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.slow
 
 JOBS = int(os.environ.get("RELAY_CHAOS_JOBS", "2000"))
 ACK_TIMEOUT = 3.0
-KILL_EVERY = 2.0
+KILL_EVERY = (1.0, 3.0)  # seconds between kills, drawn uniformly
+SEED = int(os.environ.get("RELAY_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
 RELAY = {"HEARTBEAT_INTERVAL": 0.3, "WORKER_STALE_AFTER": 2.0, "RESCUE_INTERVAL": 0.3}
 
 
@@ -41,7 +43,8 @@ def terminate_worker_sessions() -> int:
 
 
 def test_chaos(start_worker, vendor):
-    rng = random.Random(1234)
+    rng = random.Random(SEED)
+    print(f"\nchaos: seed={SEED} (RELAY_CHAOS_SEED to replay)")
     enqueue_many("tests.record", [(f"c{i}",) for i in range(JOBS)], ack_timeout=ACK_TIMEOUT,
                  max_attempts=None)
     workers = [start_worker(relay=RELAY, concurrency=2) for _ in range(4)]
@@ -53,7 +56,7 @@ def test_chaos(start_worker, vendor):
     kills, frozen, frozen_until, cut = 0, None, 0.0, vendor != "postgresql"
     started = time.monotonic()
     deadline = started + max(120.0, JOBS / 50)
-    next_kill = started + KILL_EVERY
+    next_kill = started + rng.uniform(*KILL_EVERY)
 
     def pending() -> int:
         return Job.objects.exclude(state=JobState.SUCCESS).count()
@@ -81,7 +84,7 @@ def test_chaos(start_worker, vendor):
             workers.remove(victim)
             workers.append(start_worker(relay=RELAY, concurrency=2))
             kills += 1
-            next_kill = now + KILL_EVERY
+            next_kill = now + rng.uniform(*KILL_EVERY)
         time.sleep(0.05)
     if frozen is not None and frozen_until:
         frozen.signal_group(signal.SIGCONT)
@@ -94,9 +97,10 @@ def test_chaos(start_worker, vendor):
                        for job_id, n in runs.items())
     never_ran = Job.objects.exclude(id__in=list(runs)).count()
     lost = Job.objects.exclude(state=JobState.SUCCESS).count()
-    print(f"\nchaos: jobs={JOBS} kills={kills} frozen=1 connection_cut={vendor == 'postgresql'} "
-          f"lost={lost} never_ran={never_ran} duplicates={duplicates} "
-          f"unattributed_duplicates={unattributed} in {time.monotonic() - started:.1f}s")
+    print(f"\nchaos: seed={SEED} jobs={JOBS} kills={kills} frozen=1 "
+          f"connection_cut={vendor == 'postgresql'} lost={lost} never_ran={never_ran} "
+          f"duplicates={duplicates} unattributed_duplicates={unattributed} "
+          f"in {time.monotonic() - started:.1f}s")
     assert kills >= 1
     assert (lost, never_ran, unattributed) == (0, 0, 0)
     assert all(w.proc.poll() is None for w in workers)

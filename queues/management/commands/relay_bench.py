@@ -5,6 +5,8 @@ Each run starts M `relay_worker` processes on a private queue and measures:
   - bulk enqueue rate (jobs/s) of N no-op jobs, and single enqueue() calls per second, both
     into a queue no worker serves (the producer's own speed, not competing with claims)
   - drain rate: N no-op jobs from commit to the last acknowledgement (jobs/s)
+  - mix: N jobs of which 5 % raise (one attempt each, so they end in dead_letter), from commit
+    until every job has ended (jobs/s); the success and dead_letter counts are checked
 Between runs the benchmark's rows are deleted and, on PostgreSQL, the tables vacuumed, so
 every run starts from the same table state.
 It prints each run and the median over --runs. Run it against a database you can write to.
@@ -16,20 +18,21 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
+from django.db.models import Count
 
 from queues import Call, enqueue, enqueue_many
-from queues.management.processes import terminate
-from queues.models import Job, JobState, Worker
+from queues.bench import workers as bench_workers
+from queues.bench.workers import MIX_TASK
+from queues.models import ACTIVE_STATES, Job, JobState, Worker
 
 QUEUE = "relay-bench"
 IDLE_QUEUE = "relay-bench-idle"  # enqueue-rate measurements: no worker serves it
+MIX_FAIL_EVERY = 20  # every 20th job of the mix raises: 5 %
 
 
 class Command(BaseCommand):
@@ -77,11 +80,9 @@ class Command(BaseCommand):
             if baselines:
                 result.update(self._baselines(jobs, workers, concurrency))
             results.append(result)
-            self.stdout.write(f"run {run}: " + "  ".join(
-                f"{key}={value:,.1f}" for key, value in result.items()))
+            self.stdout.write(f"run {run}: " + _format(result))
         medians = {key: statistics.median(r[key] for r in results) for key in results[0]}
-        self.stdout.write(self.style.SUCCESS(
-            "median: " + "  ".join(f"{key}={value:,.1f}" for key, value in medians.items())))
+        self.stdout.write(self.style.SUCCESS("median: " + _format(medians)))
         if baselines:
             relay = medians["drain_per_s"]
             self.stdout.write(self.style.SUCCESS(
@@ -114,6 +115,8 @@ class Command(BaseCommand):
             drain_started = time.perf_counter()
             self._wait_drained(timeout=max(120.0, jobs / 50))
             drained = time.perf_counter()
+
+            mix = self._mix(jobs)
         finally:
             self._stop_workers(procs)
         self._clean()
@@ -123,7 +126,27 @@ class Command(BaseCommand):
             "drain_per_s": jobs / (drained - drain_started),
             "p50_start_ms": _percentile(latencies, 50) * 1000,
             "p99_start_ms": _percentile(latencies, 99) * 1000,
+            **mix,
         }
+
+    def _mix(self, jobs: int) -> dict[str, float]:
+        """Drain `jobs` jobs of which every MIX_FAIL_EVERY-th raises; one attempt each, so the
+        failures end in dead_letter (execution row, dead letter row) and the rest in success.
+        Raises CommandError unless every job ended exactly as planned."""
+        self._clean()
+        failing = jobs // MIX_FAIL_EVERY
+        enqueue_many(MIX_TASK, ({"fail": i % MIX_FAIL_EVERY == MIX_FAIL_EVERY - 1}
+                                for i in range(jobs)), queue=QUEUE)
+        started = time.perf_counter()
+        self._wait_drained(timeout=max(120.0, jobs / 50), pending=ACTIVE_STATES)
+        elapsed = time.perf_counter() - started
+        counts = dict(Job.objects.filter(queue=QUEUE).values_list("state")
+                      .annotate(n=Count("id")))
+        expected = {JobState.SUCCESS: jobs - failing, JobState.DEAD_LETTER: failing}
+        if counts != {state: n for state, n in expected.items() if n}:
+            raise CommandError(f"mix ended {counts}, expected {expected}")
+        return {"mix_per_s": jobs / elapsed, "mix_success": counts.get(JobState.SUCCESS, 0),
+                "mix_dead_letter": counts.get(JobState.DEAD_LETTER, 0)}
 
     def _latency(self, samples: int) -> list[float]:
         """Enqueue one job at a time on idle workers; database-clock enqueue-to-start."""
@@ -222,39 +245,29 @@ class Command(BaseCommand):
                 cursor.execute("VACUUM ANALYZE queues_job")
                 cursor.execute("VACUUM ANALYZE queues_execution")
 
-    def _wait_drained(self, timeout: float) -> None:
+    def _wait_drained(self, timeout: float, pending: tuple[str, ...] | None = None) -> None:
+        """Wait until no job of QUEUE is in a `pending` state (default: any but success)."""
         deadline = time.monotonic() + timeout
         from queues.bench import DRAIN_POLL
 
-        while Job.objects.filter(queue=QUEUE).exclude(state=JobState.SUCCESS).exists():
+        jobs = Job.objects.filter(queue=QUEUE)
+        left = (jobs.filter(state__in=pending) if pending is not None
+                else jobs.exclude(state=JobState.SUCCESS))
+        while left.exists():
             if time.monotonic() > deadline:
                 raise CommandError(f"queue not drained within {timeout:.0f}s")
             time.sleep(DRAIN_POLL)
 
-    def _start_workers(self, count: int, concurrency: int) -> list[subprocess.Popen]:
-        env = dict(os.environ, RELAY_LOG_LEVEL="WARNING")
-        before = set(Worker.objects.values_list("id", flat=True))
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "manage.py", "relay_worker", "--queues", QUEUE,
-                 "--concurrency", str(concurrency)],
-                cwd=settings.BASE_DIR, env=env, start_new_session=True,
-            )
-            for _ in range(count)
-        ]
-        deadline = time.monotonic() + 60
-        while Worker.objects.exclude(id__in=before).filter(
-                state=Worker.State.RUNNING).count() < count:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                self._stop_workers(procs)
-                raise CommandError("workers did not start")
-            time.sleep(0.05)
-        time.sleep(0.5)  # let their handler processes come up
-        return procs
+    @staticmethod
+    def _start_workers(count: int, concurrency: int) -> list[subprocess.Popen]:
+        try:
+            return bench_workers.start(QUEUE, count, concurrency)
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from None
 
     @staticmethod
     def _stop_workers(procs: list[subprocess.Popen]) -> None:
-        terminate(procs, timeout=30)
+        bench_workers.stop(procs)
 
 
 _FILL_FINISHED = """
@@ -281,6 +294,11 @@ def _percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
+
+
+def _format(result: dict[str, float]) -> str:
+    return "  ".join(f"{key}={value:,.0f}" if isinstance(value, int) else f"{key}={value:,.1f}"
+                     for key, value in result.items())
 
 
 def _json_dump(data: dict) -> str:
