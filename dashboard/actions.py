@@ -169,11 +169,7 @@ def enqueue_task(actor: Actor, task: str, kwargs: dict[str, Any], *, queue: str 
 
     if task not in registry:
         raise ActionError(f"No task named {task!r} is registered")
-    target_queue = queue or registry.get(task).queue or None
-    from queues.conf import relay_settings
-
-    target_queue = target_queue or relay_settings().DEFAULT_QUEUE
-    actor.access.require("trigger", queue=target_queue)
+    actor.access.require("trigger", queue=queue or _task_queue(task))
     if not isinstance(kwargs, dict):
         raise ActionError("Task input must be a JSON object of keyword arguments")
     with transaction.atomic():
@@ -284,11 +280,16 @@ def _schedule(schedule_id: int):
 def _schedule_scope(schedule: Any) -> dict[str, str | None]:
     if schedule.target_kind == "workflow":
         return {"workflow": schedule.target}
+    return {"queue": _task_queue(schedule.target)}
+
+
+def _task_queue(name: str) -> str:
+    """The queue a task's jobs go to when the caller names none."""
     from queues.conf import relay_settings
     from queues.registry import registry
 
-    task = registry.get(schedule.target) if schedule.target in registry else None
-    return {"queue": (task and task.queue) or relay_settings().DEFAULT_QUEUE}
+    task = registry.get(name) if name in registry else None
+    return (task and task.queue) or relay_settings().DEFAULT_QUEUE
 
 
 def pause_schedule(actor: Actor, schedule_id: int, reason: str = ""):

@@ -1,5 +1,6 @@
-"""The three roles, as Django groups. The data migration creates them; `sync_roles` can be
-run again after upgrades (`manage.py migrate` does it) without touching other groups.
+"""The three roles, as Django groups. The data migration creates them; `sync_roles()` can be
+called again (e.g. from `manage.py shell`) to restore their permissions without touching other
+groups.
 
 Dashboard permissions are the custom ones on `dashboard.ControlPlane`; the model permissions
 let the same people use the Django admin (they also need `is_staff`).

@@ -163,6 +163,18 @@ def overview(access: Access, now: datetime | None = None) -> Overview:
     return data
 
 
+def queue_table(access: Access, now: datetime | None = None) -> list[QueueRow]:
+    """The queues the user may see, with counts, pause, workers and oldest due job: the
+    overview's queue table, on its own for the queues page."""
+    from scheduler.clock import now as db_now
+
+    data = Overview(now=now or db_now())
+    jobs = access.jobs(Job.objects.all())
+    data.queues = _queue_rows(access, jobs, data)
+    _oldest(jobs, data)
+    return data.queues
+
+
 def _queue_rows(access: Access, jobs: Any, data: Overview) -> list[QueueRow]:
     from queues.operations import paused_queues
 
