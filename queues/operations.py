@@ -67,10 +67,10 @@ def enqueue(
     job = _build(definition, args, kwargs, queue=queue, priority=priority, run_at=run_at,
                  delay=delay, dedup_key=dedup_key, max_attempts=max_attempts, timeout=timeout,
                  ack_timeout=ack_timeout, tags=tags, meta=meta, backoff=backoff)
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
     if dedup_key is None:
-        job.save(force_insert=True)
-        return job
-    return _insert_deduplicated(job)
+        return store.insert_job(job, delay=seconds)
+    return _insert_deduplicated(job, seconds)
 
 
 def enqueue_many(task: TaskRef, calls: Iterable[Call | Sequence[Any] | dict[str, Any]], *,
@@ -191,15 +191,14 @@ def _pk(job: Job | int) -> int:
     return job.pk if isinstance(job, Job) else int(job)
 
 
-def _insert_deduplicated(job: Job) -> Job:
+def _insert_deduplicated(job: Job, delay: float | None) -> Job:
     # The partial unique index on active dedup keys decides; on PostgreSQL a concurrent insert
     # of the same key waits for the first transaction and then fails or proceeds, so a caller
     # is never handed a job that another transaction might still roll back.
     for _ in range(10):
         try:
             with transaction.atomic():
-                job.save(force_insert=True)
-            return job
+                return store.insert_job(job, delay=delay)
         except IntegrityError:
             job.pk = None
             existing = Job.objects.filter(dedup_key=job.dedup_key, state__in=ACTIVE_STATES).first()

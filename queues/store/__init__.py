@@ -13,7 +13,7 @@ from queues.store.finish import (
     finish_failure,
     set_progress,
 )
-from queues.store.insert import insert_jobs
+from queues.store.insert import insert_job, insert_jobs
 from queues.store.notify import Listener, announce, data_version, has_due
 from queues.store.prune import PruneReport, prune
 from queues.store.rescue import rescue
@@ -35,6 +35,7 @@ __all__ = [
     "finish_failure",
     "has_due",
     "heartbeat",
+    "insert_job",
     "insert_jobs",
     "lease_report",
     "pause_queue",

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F
 
 from queues.models import Execution, Job
-from queues.store.clock import POSTGRES_NOW, SQLITE_NOW, postgres_now_plus, sqlite_now_plus
+from queues.store.clock import (
+    POSTGRES_NOW,
+    SQLITE_NOW,
+    as_datetime,
+    postgres_now_plus,
+    sqlite_now_plus,
+)
 
 _RETURNING = (
     "id, task, queue, priority, args, kwargs, attempts, max_attempts, lease_token, "
@@ -195,16 +201,9 @@ def _to_claimed(row: tuple[Any, ...]) -> Claimed:
         lease_token=token,
         timeout=timeout,
         ack_timeout=ack_timeout,
-        created_at=_as_datetime(created_at),
-        started_at=_as_datetime(started_at),
+        created_at=as_datetime(created_at),
+        started_at=as_datetime(started_at),
     )
-
-
-def _as_datetime(value: Any) -> datetime:
-    """Database timestamps are UTC; SQLite returns them as naive values or text."""
-    if not isinstance(value, datetime):
-        value = datetime.fromisoformat(str(value))
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def release_unstarted(deliveries: list[tuple[int, int]]) -> int:

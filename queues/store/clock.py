@@ -6,6 +6,9 @@ Workers run on machines whose clocks drift; the database is the one place they s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from django.db.models import DateTimeField, F, Func, Value
 from django.db.models.expressions import Expression
 
@@ -42,3 +45,11 @@ class NowPlus(Func):
     def as_sqlite(self, compiler, connection, **extra_context):
         sql, params = compiler.compile(self.source_expressions[0])
         return sqlite_now_plus(sql), params
+
+
+def as_datetime(value: Any) -> datetime:
+    """A timestamp read with raw SQL: the database's are UTC; SQLite returns naive values or
+    text."""
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

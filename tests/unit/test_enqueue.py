@@ -50,6 +50,20 @@ def test_run_at_defaults_to_the_database_clock_and_delay_adds_to_it():
     assert Job.objects.get(pk=later.pk).run_at == later.run_at
 
 
+@pytest.mark.parametrize("options", [{}, {"delay": 30}, {"dedup_key": "same-row"},
+                                     {"run_at": datetime(2030, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)}])
+def test_the_returned_job_is_the_stored_row(options):
+    """enqueue() writes with its own INSERT (not Model.save): what it hands back must be
+    exactly what a fresh read of the row gives."""
+    job = enqueue("tests.record", 1, "two", queue="reports", priority=-3, tags=["a"],
+                  meta={"m": 1}, max_attempts=4, timeout=9.5, backoff={"base": 2}, k=[1],
+                  **options)
+    stored = Job.objects.get(pk=job.pk)
+    fields = [f.attname for f in Job._meta.concrete_fields]
+    assert {f: getattr(job, f) for f in fields} == {f: getattr(stored, f) for f in fields}
+    assert not job._state.adding and job.run_at.tzinfo is not None
+
+
 def test_dedup_key_returns_the_active_job_and_frees_when_it_finishes():
     first = enqueue("tests.record", "x", dedup_key="k")
     again = enqueue("tests.record", "y", dedup_key="k")
