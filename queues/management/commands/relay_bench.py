@@ -48,6 +48,9 @@ class Command(BaseCommand):
         parser.add_argument("--latency-samples", type=int, default=50)
         parser.add_argument("--single-enqueues", type=int, default=1000)
         parser.add_argument("--json", default=None, help="Also write the results to this file.")
+        parser.add_argument("--also-workers", type=int, action="append", default=[],
+                            metavar="M", help="In each run also drain the same jobs with M "
+                            "worker processes (repeatable), e.g. to compare 4 with 2.")
         parser.add_argument("--baselines", action="store_true",
                             help="PostgreSQL: in each run also drain the same jobs with a bare "
                                  "psycopg claim+ack loop (the floor) and with procrastinate "
@@ -59,11 +62,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, jobs: int, workers: int, concurrency: int | None, runs: int,
                latency_samples: int, single_enqueues: int, json: str | None,
-               prune_rows: int, baselines: bool, **options) -> None:
+               prune_rows: int, baselines: bool, also_workers: list[int], **options) -> None:
         if prune_rows:
             return self._prune_scenario(prune_rows)
-        if jobs < 1 or workers < 1 or runs < 1:
-            raise CommandError("--jobs, --workers and --runs must be at least 1")
+        if jobs < 1 or workers < 1 or runs < 1 or any(m < 1 for m in also_workers):
+            raise CommandError("--jobs, --workers, --also-workers and --runs must be at least 1")
         if baselines:
             if connection.vendor != "postgresql":
                 raise CommandError("--baselines runs PostgreSQL peers; use a postgres:// URL")
@@ -78,6 +81,8 @@ class Command(BaseCommand):
         results = []
         for run in range(1, runs + 1):
             result = self._run(jobs, workers, concurrency, latency_samples, single_enqueues)
+            for more in also_workers:
+                result[f"drain_{more}_workers_per_s"] = self._drain(jobs, more, concurrency)
             if baselines:
                 result.update(self._baselines(jobs, workers, concurrency))
             results.append(result)
@@ -90,6 +95,10 @@ class Command(BaseCommand):
                 f"drain ratios (medians): relay / procrastinate = "
                 f"{relay / medians['procrastinate_drain_per_s']:.1f}x, relay / bare psycopg "
                 f"claim+ack loop = {relay / medians['floor_drain_per_s']:.2f}x"))
+        for more in also_workers:
+            self.stdout.write(self.style.SUCCESS(
+                f"drain with {more} / {workers} worker processes (medians) = "
+                f"{medians[f'drain_{more}_workers_per_s'] / medians['drain_per_s']:.2f}x"))
         if json:
             Path(json).write_text(_json_dump({
                 "database": connection.vendor, "jobs": jobs, "workers": workers,
@@ -129,6 +138,20 @@ class Command(BaseCommand):
             "p99_start_ms": _percentile(latencies, 99) * 1000,
             **mix,
         }
+
+    def _drain(self, jobs: int, workers: int, concurrency: int) -> float:
+        """Only the drain of `jobs` no-op jobs, with `workers` worker processes: jobs/s."""
+        self._clean()
+        procs = self._start_workers(workers, concurrency)
+        try:
+            self._enqueue_burst("relay.noop", (Call() for _ in range(jobs)))
+            started = time.perf_counter()
+            self._wait_drained(timeout=max(120.0, jobs / 50))
+            elapsed = time.perf_counter() - started
+        finally:
+            self._stop_workers(procs)
+        self._clean()
+        return jobs / elapsed
 
     def _mix(self, jobs: int) -> dict[str, float]:
         """Drain `jobs` jobs of which every MIX_FAIL_EVERY-th raises; one attempt each, so the
