@@ -27,7 +27,7 @@ browser:
 run: install
 	$(PY) manage.py relay_run
 
-## make test: lint, migration check, then the whole suite on SQLite and on PostgreSQL.
+## make test: lint, migration check, deploy check, then the whole suite on SQLite and on PostgreSQL.
 test: install browser lint
 	$(PY) -m tests.run
 
@@ -35,6 +35,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	DATABASE_URL= $(PY) manage.py makemigrations --check --dry-run
 	DATABASE_URL= $(PY) manage.py check
+	@echo "check --deploy with production settings (DEBUG=0, a fresh SECRET_KEY):"
+	DATABASE_URL= DEBUG=0 RELAY_EXAMPLES=0 ALLOWED_HOSTS=relay.example.com \
+		SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+		$(PY) manage.py check --deploy --fail-level WARNING
 
 ## make bench: throughput and latency on $DATABASE_URL (PostgreSQL recommended).
 bench: install
