@@ -6,6 +6,7 @@ import os
 import time
 
 from queues import task
+from tests.testapp import framework_tasks  # noqa: F401 -- Django @task functions, registered here
 from tests.testapp.models import Ledger, Switch
 
 
