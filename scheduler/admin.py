@@ -190,3 +190,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         if not change or timing & set(form.changed_data) or obj.next_fire_at is None:
             obj.next_fire_at = firing.next_due(obj, firing.now())
         super().save_model(request, obj, form, change)
+
+
+# Alert channels and deliveries.
+from scheduler.alerts import admin as alerts_admin  # noqa: E402, F401

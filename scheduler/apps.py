@@ -11,3 +11,9 @@ class SchedulerConfig(AppConfig):
         from scheduler.receivers import on_job_finished
 
         job_finished.connect(on_job_finished, dispatch_uid="scheduler.advance_runs")
+
+        from django.core import checks
+
+        from scheduler.alerts.checks import alert_channels
+
+        checks.register(alert_channels, "relay")

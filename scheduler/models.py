@@ -76,6 +76,9 @@ class WorkflowRun(models.Model):
             models.Index(fields=["state", "-id"], name="wfrun_state_idx"),
             models.Index(fields=["definition", "-id"], name="wfrun_def_idx"),
             models.Index(fields=["schedule", "-id"], name="wfrun_schedule_idx"),
+            # The failed-run alert detector reads the runs that failed lately.
+            models.Index(fields=["finished_at"], name="wfrun_failed_idx",
+                         condition=Q(state="failed")),
         ]
 
     def __str__(self) -> str:
@@ -242,3 +245,12 @@ class SchedulerLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.holder or 'nobody'}"
+
+
+# Alert channels, deliveries and the detectors' memory live with the alert code.
+from scheduler.alerts.models import (  # noqa: E402, F401
+    AlertChannel,
+    AlertCursor,
+    AlertDelivery,
+    AlertState,
+)
