@@ -10,6 +10,7 @@ writes no entry.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -22,7 +23,12 @@ from dashboard.models import AuditEntry, BulkOperation
 
 
 class ActionError(Exception):
-    """The action was refused by the engine (wrong state, bad input); nothing changed."""
+    """The action was refused by the engine (wrong state, bad input); nothing changed.
+    `field` names the input at fault, when one is (the API answers with it)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -161,26 +167,73 @@ def rerun_job(actor: Actor, job_id: int, reason: str = ""):
     return new
 
 
+# Job meta keys other apps set and read (a step's run, a rerun's origin ...): a caller may not
+# forge them, or a job could pose as a workflow step.
+RESERVED_META = ("workflow", "workflow_run", "step", "schedule", "rerun_of", "triggered_by")
+
+
 def enqueue_task(actor: Actor, task: str, kwargs: dict[str, Any], *, queue: str | None = None,
-                 reason: str = ""):
-    """Trigger a registered task with keyword arguments (validated by the queue)."""
+                 reason: str = "", args: list[Any] | None = None,
+                 options: dict[str, Any] | None = None):
+    """Trigger a registered task with arguments (validated by the queue). `options` are
+    queues.enqueue's other options (priority, run_at, delay, dedup_key, max_attempts, timeout,
+    ack_timeout, tags, meta, backoff). When a dedup key matches an active job, that job is
+    returned (`job.deduplicated`) and, nothing having changed, no entry is written."""
     from queues import EnqueueError, enqueue
     from queues.registry import registry
 
     if task not in registry:
-        raise ActionError(f"No task named {task!r} is registered")
+        raise ActionError(f"No task named {task!r} is registered", field="task")
     actor.access.require("trigger", queue=queue or _task_queue(task))
     if not isinstance(kwargs, dict):
-        raise ActionError("Task input must be a JSON object of keyword arguments")
+        raise ActionError("Task input must be a JSON object of keyword arguments",
+                          field="kwargs")
+    options = dict(options or {})
+    meta = options.pop("meta", None) or {}
+    forged = sorted(set(meta) & set(RESERVED_META))
+    if forged:
+        raise ActionError(f"meta keys {', '.join(forged)} are set by Relay itself",
+                          field="meta")
     with transaction.atomic():
         try:
-            job = enqueue(task, queue=queue or None, meta={"triggered_by": actor.name},
-                          **kwargs)
-        except (EnqueueError, TypeError) as exc:
-            raise ActionError(str(exc)) from None
-        record(actor, "task.enqueue", "job", [job.pk], reason=reason,
-               details={"task": task, "queue": job.queue, "kwargs": kwargs})
+            job = enqueue(task, *(args or []), queue=queue or None,
+                          meta={**meta, "triggered_by": actor.name}, **options, **kwargs)
+        except EnqueueError as exc:
+            raise ActionError(str(exc), field=_enqueue_field(exc)) from None
+        except TypeError as exc:  # an argument named like an option
+            raise ActionError(str(exc), field="kwargs") from None
+        if not job.deduplicated:
+            details: dict[str, Any] = {"task": task, "queue": job.queue, "kwargs": kwargs}
+            if args:
+                details["args"] = args
+            if options or meta:
+                details["options"] = {
+                    **{k: v.isoformat() if isinstance(v, datetime) else v
+                       for k, v in options.items()},
+                    **({"meta": meta} if meta else {})}
+            record(actor, "task.enqueue", "job", [job.pk], reason=reason, details=details)
     return job
+
+
+def _enqueue_field(exc: Exception) -> str | None:
+    """The enqueue option an EnqueueError is about, from its type or its message."""
+    from queues.exceptions import InvalidPayload, InvalidQueueName, InvalidSchedule, UnknownTask
+
+    if isinstance(exc, UnknownTask):
+        return "task"
+    if isinstance(exc, InvalidQueueName):
+        return "queue"
+    message = str(exc)
+    if isinstance(exc, InvalidSchedule):
+        return "run_at" if "run_at" in message else "delay"
+    if isinstance(exc, InvalidPayload):
+        return ("kwargs" if "keyword" in message else "meta" if "meta" in message
+                else "args")
+    for name in ("max_attempts", "ack_timeout", "timeout", "priority", "dedup_key", "tags",
+                 "meta", "backoff"):
+        if name in message:
+            return name
+    return None
 
 
 # -- queues -------------------------------------------------------------------------------------
@@ -259,7 +312,9 @@ def start_workflow(actor: Actor, workflow: str, input: dict[str, Any], reason: s
         try:
             run = engine.start_run(workflow, input, triggered_by=actor.name)
         except engine.WorkflowError as exc:
-            raise ActionError(str(exc)) from None
+            field = ("workflow" if isinstance(exc, engine.UnknownWorkflow)
+                     else "input" if isinstance(exc, engine.InvalidInput) else None)
+            raise ActionError(str(exc), field=field) from None
         record(actor, "workflow.start", "workflow_run", [run.pk], reason=reason,
                details={"workflow": workflow, "version": run.definition.version,
                         "input": input})

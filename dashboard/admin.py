@@ -8,6 +8,8 @@
   discard; pause, resume, trigger) call `dashboard.actions` with source "admin". They check
   the same permissions (and scopes) as the dashboard and write the same audit entries: one
   entry per object acted on, exactly as if each had been clicked in the dashboard.
+- API tokens: created here (the raw token is shown once), expired and revoked; each of these
+  is written to the audit log.
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from dashboard import actions
 from dashboard.access import access_for
 from dashboard.masking import MASK, is_secret_key, mask, mask_filter, unmask
-from dashboard.models import AuditEntry, BulkOperation, RoleScope
+from dashboard.models import ApiToken, AuditEntry, BulkOperation, RoleScope
 from queues import admin as queues_admin
 from queues.admin import CappedPaginator, ReadOnlyAdmin
 from queues.models import DeadLetter, Execution, Job, QueuePause
@@ -571,3 +575,109 @@ admin.site.unregister(Group)
 @admin.register(Group)
 class GroupAdmin(DjangoGroupAdmin):
     inlines = [*DjangoGroupAdmin.inlines, RoleScopeInline]
+
+
+# -- API tokens ---------------------------------------------------------------------------------
+
+class ApiTokenAddForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "expires_at")
+
+    def clean_expires_at(self) -> Any:
+        expires_at = self.cleaned_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise ValidationError("Choose a time in the future (or leave it empty).")
+        return expires_at
+
+
+class ApiTokenChangeForm(forms.ModelForm):
+    revoke = forms.BooleanField(required=False, help_text="Refuse this token from now on "
+                                                          "(cannot be undone).")
+
+    class Meta:
+        model = ApiToken
+        fields = ("name", "expires_at")
+
+
+@admin.action(description="Revoke selected API tokens", permissions=["change"])
+def revoke_tokens(modeladmin, request, queryset):
+    actor = actions.actor_from_request(request, source="admin")
+    revoked = [token for token in queryset.filter(revoked_at__isnull=True) if token.revoke()]
+    for token in revoked:
+        actions.record(actor, "api_token.revoke", "api_token", [token.pk],
+                       details={"name": token.name, "user": token.user.get_username(),
+                                "key_id": token.key_id})
+    modeladmin.message_user(request, f"Revoked {len(revoked)} API token(s).", messages.SUCCESS)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens for the REST API. The raw token is shown once, on the page after "Save", and
+    never stored (only its hash). Superusers manage everyone's tokens; other staff with the
+    API token permissions manage only their own."""
+
+    list_display = ("name", "user", "token_prefix", "state", "created_at", "expires_at",
+                    "last_used_at")
+    list_select_related = ("user",)
+    search_fields = ("name", "user__username", "key_id")
+    actions = [revoke_tokens]
+    readonly_fields = ("user", "token_prefix", "state", "created_at", "last_used_at",
+                       "revoked_at")
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        kwargs["form"] = ApiTokenAddForm if obj is None else ApiTokenChangeForm
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None and not request.user.is_superuser:
+            # A token acts as its user: nobody but a superuser makes one for someone else.
+            field = form.base_fields["user"]
+            field.queryset = field.queryset.filter(pk=request.user.pk)
+            field.initial = request.user.pk
+        return form
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ("user", "name", "expires_at")
+        return ("user", "token_prefix", "name", "state", "created_at", "expires_at",
+                "last_used_at", "revoked_at", "revoke")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request)
+        return qs if request.user.is_superuser else qs.filter(user=request.user)
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        actor = actions.actor_from_request(request, source="admin")
+        if not change:
+            request._relay_raw_token = obj.set_secret()  # shown once by response_add
+            super().save_model(request, obj, form, change)
+            actions.record(actor, "api_token.create", "api_token", [obj.pk], details={
+                "name": obj.name, "user": obj.user.get_username(), "key_id": obj.key_id,
+                "expires_at": obj.expires_at.isoformat() if obj.expires_at else None})
+            return
+        super().save_model(request, obj, form, change)
+        if "expires_at" in form.changed_data:
+            actions.record(actor, "api_token.expiry", "api_token", [obj.pk], details={
+                "name": obj.name, "user": obj.user.get_username(),
+                "expires_at": obj.expires_at.isoformat() if obj.expires_at else None})
+        if form.cleaned_data.get("revoke") and obj.revoke():
+            actions.record(actor, "api_token.revoke", "api_token", [obj.pk], details={
+                "name": obj.name, "user": obj.user.get_username(), "key_id": obj.key_id})
+
+    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: Any = None):
+        """The raw token, this once: rendered into the page, never kept in the session."""
+        return TemplateResponse(request, "admin/dashboard/apitoken/created.html", {
+            **self.admin_site.each_context(request), "opts": self.opts, "token": obj,
+            "raw": request._relay_raw_token, "title": "API token created",
+            "example_url": request.build_absolute_uri("/api/v1/jobs/?state=failed"),
+        })
+
+    @admin.display(description="token")
+    def token_prefix(self, token: ApiToken) -> str:
+        return f"{ApiToken.PREFIX}{token.key_id}_…"
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        return token.problem(timezone.now()) or "active"

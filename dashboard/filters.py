@@ -131,7 +131,7 @@ class JobFilter:
             worker_q = Q()
             for name in self.workers:
                 worker_q |= Q(worker__name=name)
-                if name.isdigit():
+                if is_id(name):
                     worker_q |= Q(worker_id=int(name))
             qs = qs.filter(worker_q)
         for tag in self.tags:
@@ -148,7 +148,7 @@ class JobFilter:
                     | Q(last_error_message__icontains=self.q)
                     | Q(last_error_type__icontains=self.q)
                     | Q(dedup_key=self.q))
-            if self.q.lstrip("#").isdigit():
+            if is_id(self.q.lstrip("#")):
                 text |= Q(id=int(self.q.lstrip("#")))
             qs = qs.filter(text)
         return qs.order_by(*SORTS[self.sort])
@@ -171,6 +171,12 @@ class JobFilter:
 
     def querystring(self, **overrides: Any) -> str:
         return urlencode(self.params(**overrides), doseq=True)
+
+
+def is_id(text: str) -> bool:
+    """An id as typed: ASCII digits ("³" is a digit to str.isdigit, not to int) that fit
+    a 64-bit column."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def _parse_arg(raw: str) -> tuple[str, Any]:

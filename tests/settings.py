@@ -8,11 +8,17 @@ import json
 import os
 
 from relay_project.settings import *  # noqa: F403
-from relay_project.settings import INSTALLED_APPS
+from relay_project.settings import INSTALLED_APPS, REST_FRAMEWORK
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The API's request rates count in the process-wide cache, per user id (ids repeat between
+# tests on SQLite): far above what any test sends. tests/api/test_tokens.py sets a low rate
+# to check the limit itself.
+REST_FRAMEWORK = {**REST_FRAMEWORK,
+                  "DEFAULT_THROTTLE_RATES": {"user": "100000/minute"}}
 
 RELAY = {
     "POLL_INTERVAL": 0.1,

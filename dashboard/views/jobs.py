@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods
 from dashboard import actions
 from dashboard.access import Access, access_for
 from dashboard.explain import why_not_running
-from dashboard.filters import SORTS, FilterError, JobFilter
+from dashboard.filters import SORTS, FilterError, JobFilter, is_id
 from dashboard.masking import mask
 from dashboard.models import AuditEntry
 from dashboard.views.base import PAGE_SIZE, action, page, reason, render_page
@@ -94,7 +94,7 @@ def _cursor(request: HttpRequest) -> tuple[str, int | None]:
     for direction in ("after", "before"):
         raw = request.GET.get(direction, "").strip()
         if raw:
-            if not raw.isdigit():
+            if not is_id(raw):
                 raise FilterError(direction, f"{raw!r} is not a job id")
             return direction, int(raw)
     return "", None

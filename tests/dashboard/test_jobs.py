@@ -82,7 +82,10 @@ def test_a_bad_filter_shows_its_message_not_an_error_page(client_for, jobs):
                            ("arg=customer_id", "not path=value"),
                            ("since=yesterday-ish", "is not a time"),
                            ("sort=sideways", "unknown sort"),
-                           ("after=abc", "is not a job id")]:
+                           ("after=abc", "is not a job id"),
+                           # str.isdigit() says yes to superscripts; int() does not.
+                           ("after=%C2%B3", "is not a job id"),
+                           ("before=99999999999999999999999", "is not a job id")]:
         response = viewer.get(f"/dashboard/jobs/?{query}")
         assert response.status_code == 200, query
         html = unescape(response.content.decode())
