@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -79,13 +80,21 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here (no CDN)
     "queues",
     "scheduler",
     "dashboard",
+    "dashboard.metrics",  # the running totals behind /metrics
 ]
 if env_bool("RELAY_EXAMPLES", True):
     # Example tasks shown by `make run`; production deployments set RELAY_EXAMPLES=0.
     INSTALLED_APPS.append("relay_project.examples")
+if django.VERSION < (6, 0):
+    # Django 5.2: the tasks framework is the django-tasks backport (its app runs the backend's
+    # system checks). Django 6 has it built in as django.tasks.
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -218,7 +227,67 @@ LOGGING = {
     },
 }
 
+# --- REST API (dashboard.api) ---------------------------------------------------------------
+# Deny by default: every view needs a user with a Relay role (dashboard.api.permissions).
+# Clients authenticate with `Authorization: Bearer <token>` (tokens are created in the admin)
+# or the dashboard's session (CSRF enforced). Requests per user and minute are limited; an
+# anonymous call is refused (401) before anything else, so it needs no rate of its own.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "dashboard.api.auth.BearerTokenAuthentication",
+        "dashboard.api.auth.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["dashboard.api.permissions.HasRelayRole"],
+    "DEFAULT_THROTTLE_CLASSES": ["dashboard.api.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("RELAY_API_USER_RATE", "1200/minute")},
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "dashboard.api.schema.RelayAutoSchema",
+    "EXCEPTION_HANDLER": "dashboard.api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Relay API",
+    "DESCRIPTION": "Jobs, dead letters, workflow runs, schedules and workers. Authenticate "
+                   "with `Authorization: Bearer <token>` (create tokens in the admin).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["dashboard.api.permissions.HasRelayRole"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "PREPROCESSING_HOOKS": ["dashboard.api.schema.only_api_v1"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "queues.models.JobState",
+        "RunStateEnum": "scheduler.models.RunState",
+        "StepStateEnum": "scheduler.models.StepState",
+        "OutcomeEnum": "queues.models.Outcome",
+    },
+}
+
+# SQLite ignores the INCLUDE columns of the covering index on job state (a PostgreSQL
+# optimisation, queues/migrations/0004); the index itself still serves SQLite. Django checks
+# it per database (always on Django 6, with --database on 5.2) and says to silence it.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
 # --- Relay ----------------------------------------------------------------------------------
 # Relay's own options. Every key and its default is documented in queues/conf.py and README.md;
 # set only what you change, e.g. RELAY = {"DEFAULT_MAX_ATTEMPTS": 5}.
 RELAY: dict = {}
+# The bearer token Prometheus sends to /metrics (README: "Metrics"); unset: only this machine
+# may scrape.
+if os.environ.get("RELAY_METRICS_TOKEN"):
+    RELAY["METRICS_TOKEN"] = os.environ["RELAY_METRICS_TOKEN"]
+
+# --- Django's tasks framework ---------------------------------------------------------------
+# Functions decorated with Django's @task run on Relay workers (README: "Django Tasks backend").
+# QUEUES: [] accepts any Relay queue name. OPTIONS (each optional, Relay's defaults otherwise):
+# MAX_ATTEMPTS (None retries forever), BACKOFF {base, factor, cap, jitter}, TIMEOUT, ACK_TIMEOUT.
+TASKS = {
+    "default": {
+        "BACKEND": "queues.django_tasks_backend.RelayTaskBackend",
+        "QUEUES": [],
+        "OPTIONS": {},
+    },
+}

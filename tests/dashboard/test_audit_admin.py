@@ -342,3 +342,19 @@ def test_role_scopes_need_the_change_permission(client_for, users):
     assert response.status_code == 302
     scope.refresh_from_db()
     assert scope.queues == ["team-a", "team-a2"] and scope.workflows == []
+
+
+@pytest.mark.django_db
+def test_the_migrated_roles_hold_exactly_their_declared_permissions():
+    """0002_roles ran before the token and alert models existed; 0004 adds their permissions,
+    so a fresh database ends with every role complete."""
+    from dashboard.roles import ROLE_PERMISSIONS
+
+    for name, perms in ROLE_PERMISSIONS.items():
+        held = set(Group.objects.get(name=name).permissions.values_list(
+            "content_type__app_label", "codename"))
+        assert held == set(perms), name
+    admin = set(ROLE_PERMISSIONS["Relay admin"])
+    assert ("scheduler", "change_alertchannel") in admin
+    assert ("scheduler", "view_alertchannel") not in set(ROLE_PERMISSIONS["Relay operator"])
+    assert ("dashboard", "add_apitoken") in set(ROLE_PERMISSIONS["Relay viewer"])
