@@ -53,7 +53,6 @@ def test_relay_soak_samples_worker_memory_and_prints_a_verdict(monkeypatch, tmp_
     assert re.search(r"RSS after warm-up [\d.]+ MB, at end [\d.]+ MB, growth [+-][\d.]+ %",
                      verdict), text
     assert verdict.endswith(("PASS (< 10 %)", "FAIL (< 10 %)")), text  # memory is not judged here
-    assert re.search(r"drain with 2 / 1 worker processes \(medians\) = [\d.]+x", text), text
     data = json.loads(report.read_text())
     assert len(data["samples"]) >= 3
     assert all(s["supervisors_kb"] > 0 and s["handlers"] == 2 for s in data["samples"]), data
