@@ -7,8 +7,9 @@ looked up here, never imported as a dotted path.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
@@ -59,6 +60,30 @@ class Task:
         from queues.operations import enqueue
 
         return enqueue(self, *args, **kwargs)
+
+    def parameters(self) -> inspect.Signature | None:
+        """The handler's signature as a caller sees it (without the JobContext the worker
+        passes first), or None when Python cannot tell."""
+        try:
+            signature = inspect.signature(self.func)
+        except (TypeError, ValueError):
+            return None
+        params = list(signature.parameters.values())
+        if self.takes_context and params:
+            params = params[1:]
+        return signature.replace(parameters=params)
+
+    def argument_problem(self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+                         ) -> str | None:
+        """Why the handler could not be called with these arguments, or None."""
+        signature = self.parameters()
+        if signature is None:
+            return None
+        try:
+            signature.bind(*args, **(kwargs or {}))
+        except TypeError as exc:
+            return f"{self.name}{signature} does not accept these arguments: {exc}."
+        return None
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"

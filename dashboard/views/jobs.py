@@ -355,7 +355,7 @@ def enqueue_form(request: HttpRequest) -> HttpResponse:
                              "a JSON object of keyword arguments, e.g. {\"customer_id\": 42}",
                              errors)
         if task is not None and kwargs is not None:
-            problem = _signature_problem(task, kwargs)
+            problem = task.argument_problem(kwargs=kwargs)
             if problem:
                 errors["kwargs"] = problem
         if not errors:
@@ -382,28 +382,6 @@ def _status(response: HttpResponse, status: int) -> HttpResponse:
     return response
 
 
-def _parameters(task: Any) -> inspect.Signature | None:
-    try:
-        signature = inspect.signature(task.func)
-    except (TypeError, ValueError):
-        return None
-    params = list(signature.parameters.values())
-    if task.takes_context and params:
-        params = params[1:]  # the JobContext the worker passes first
-    return signature.replace(parameters=params)
-
-
-def _signature_problem(task: Any, kwargs: dict[str, Any]) -> str | None:
-    signature = _parameters(task)
-    if signature is None:
-        return None
-    try:
-        signature.bind(**kwargs)
-    except TypeError as exc:
-        return f"{task.name}{signature} does not accept these arguments: {exc}."
-    return None
-
-
 def _describe(signature: inspect.Signature) -> str:
     """`(customer_id: int, force: bool = False)`: annotations as written, without quotes."""
     parts = []
@@ -425,7 +403,7 @@ def _describe(signature: inspect.Signature) -> str:
 
 
 def _task_info(task: Any) -> dict[str, Any]:
-    signature = _parameters(task)
+    signature = task.parameters()
     doc = inspect.getdoc(task.func) or ""
     return {"name": task.name, "queue": task.queue or relay_settings().DEFAULT_QUEUE,
             "signature": _describe(signature) if signature is not None else "(…)",

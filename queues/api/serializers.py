@@ -7,7 +7,6 @@ enqueue itself still validates everything again.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -24,7 +23,7 @@ from queues.api.fields import (
     MaskedObject,
 )
 from queues.models import DeadLetter, Execution, Job, JobState, Outcome, Worker
-from queues.registry import QUEUE_NAME_RE, Task, registry
+from queues.registry import QUEUE_NAME_RE, registry
 
 # Bounds that keep every computed time inside what both databases store.
 MAX_DELAY = 10 * 365 * 86400  # seconds: enqueue at most ten years ahead
@@ -206,7 +205,7 @@ class EnqueueSerializer(ReasonSerializer):
             raise serializers.ValidationError({"kwargs": (
                 f"{', '.join(clash)} would be taken as enqueue options; a task argument "
                 f"cannot have these names.")})
-        problem = signature_problem(registry.get(data["task"]), data.get("args") or [],
+        problem = registry.get(data["task"]).argument_problem(data.get("args") or [],
                                     kwargs)
         if problem:
             raise serializers.ValidationError({"kwargs" if kwargs else "args": problem})
@@ -218,20 +217,3 @@ class EnqueueSerializer(ReasonSerializer):
         data = self.validated_data
         return {name: data[name] for name in OPTION_NAMES if name in data
                 and name not in ("task", "queue")}
-
-
-def signature_problem(task: Task, args: list[Any], kwargs: dict[str, Any]) -> str | None:
-    """Why the handler could not be called with these arguments, or None."""
-    try:
-        signature = inspect.signature(task.func)
-    except (TypeError, ValueError):
-        return None
-    params = list(signature.parameters.values())
-    if task.takes_context and params:
-        params = params[1:]  # the JobContext the worker passes first
-    signature = signature.replace(parameters=params)
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        return f"{task.name}{signature} does not accept these arguments: {exc}."
-    return None
