@@ -101,6 +101,8 @@ def test_gunicorn_serves_relay_over_https_only_with_hashed_static_files(gunicorn
     # Probes reach /healthz over plain HTTP inside the network: not redirected.
     status, _, body = fetch(f"{gunicorn}/healthz")
     assert status == 200 and '"ok"' in body
+    status, _, body = fetch(f"{gunicorn}/metrics")  # loopback scrape, no token configured
+    assert status == 200 and "relay_workers_alive" in body
 
     status, headers, _ = fetch(f"{gunicorn}/accounts/login/")
     assert status == 301 and headers["Location"] == "https://relay.example.com/accounts/login/"
